@@ -1,0 +1,110 @@
+"""The chat socket: join the conversation's group, send turns, relay the reply."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.http import Http404
+from django.template.loader import render_to_string
+from django.utils.html import escape
+
+from conversations.claude.streaming import group_name
+from conversations.generations import generations
+from conversations.models import aconversation_for_user
+from conversations.turns import TurnRejected, turn_start
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+MAX_FRAME_CHARS = 200_000
+
+
+class ConversationConsumer(AsyncWebsocketConsumer):
+    """One browser tab on one conversation."""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        try:
+            self.conversation = await aconversation_for_user(
+                user, self.scope["url_route"]["kwargs"]["conversation_id"]
+            )
+        except Http404:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.group = group_name(self.conversation.pk)
+        self.offsets: dict[int, int] = {}
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        for generation in generations.for_conversation(self.conversation.pk):
+            await self._catch_up(generation.reply_id, generation.text)
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
+        if text_data is None or len(text_data) > MAX_FRAME_CHARS:
+            await self._error("That message is too large to send.")
+            return
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            await self._error("The message could not be read. Please try again.")
+            return
+        if not isinstance(frame, dict):
+            await self._error("The message could not be read. Please try again.")
+            return
+        try:
+            await turn_start(conversation=self.conversation, text=frame.get("text"))
+        except TurnRejected as exc:
+            await self._error(str(exc))
+            return
+        await self.send(
+            text_data=render_to_string("conversations/detail.html#composer-reset")
+            + render_to_string("conversations/detail.html#chat-error", {"error": ""})
+        )
+
+    async def _error(self, text: str) -> None:
+        await self.send(
+            text_data=render_to_string("conversations/detail.html#chat-error", {"error": text})
+        )
+
+    async def _catch_up(self, message_id: int, text: str) -> None:
+        self.offsets[message_id] = len(text)
+        await self.send(
+            text_data=(
+                f'<div hx-swap-oob="innerHTML:#message-{message_id}-stream">'
+                f"{escape(text)}</div>"
+            )
+        )
+
+    # Group events: one handler per event type.
+
+    async def turn_created(self, event: dict) -> None:
+        await self.send(
+            text_data=f'<div hx-swap-oob="beforeend:#messages">{event["html"]}</div>'
+        )
+
+    async def reply_delta(self, event: dict) -> None:
+        message_id, text, offset = event["message_id"], event["text"], event["offset"]
+        seen = self.offsets.get(message_id, 0)
+        if offset + len(text) <= seen:
+            return  # already sent in a catch-up snapshot
+        text = text[max(0, seen - offset) :]
+        self.offsets[message_id] = offset + len(event["text"])
+        await self.send(
+            text_data=(
+                f'<div hx-swap-oob="beforeend:#message-{message_id}-stream">'
+                f"{escape(text)}</div>"
+            )
+        )
+
+    async def reply_finished(self, event: dict) -> None:
+        self.offsets.pop(event["message_id"], None)
+        await self.send(text_data=event["html"])

@@ -1,0 +1,80 @@
+"""Replies being generated in this process: owned here, not by any socket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Generation:
+    """A reply in progress: its task and the text generated so far."""
+
+    reply_id: int
+    conversation_id: int
+    parts: list[str] = field(default_factory=list)
+    length: int = 0
+    task: asyncio.Task[None] | None = None
+
+    def append(self, text: str) -> None:
+        self.parts.append(text)
+        self.length += len(text)
+
+    @property
+    def text(self) -> str:
+        if len(self.parts) > 1:
+            self.parts[:] = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
+
+
+class Generations:
+    """Registry of this process's running replies; closing a socket does not touch them."""
+
+    def __init__(self) -> None:
+        self._running: dict[int, Generation] = {}
+
+    def start(
+        self, generation: Generation, coro: Coroutine[Any, Any, None]
+    ) -> asyncio.Task[None]:
+        """Run the reply as a task owned by the registry until it finishes."""
+        task = asyncio.get_running_loop().create_task(coro, name=f"reply-{generation.reply_id}")
+        generation.task = task
+        self._running[generation.reply_id] = generation
+        task.add_done_callback(lambda t: self._finished(generation.reply_id, t))
+        return task
+
+    def _finished(self, reply_id: int, task: asyncio.Task[None]) -> None:
+        self._running.pop(reply_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("reply task failed", exc_info=task.exception())
+
+    def get(self, reply_id: int) -> Generation | None:
+        return self._running.get(reply_id)
+
+    def for_conversation(self, conversation_id: int) -> list[Generation]:
+        return [g for g in self._running.values() if g.conversation_id == conversation_id]
+
+    def stop(self, reply_id: int) -> bool:
+        """Cancel a running reply; its partial text is saved as stopped."""
+        generation = self._running.get(reply_id)
+        if generation is None or generation.task is None:
+            return False
+        generation.task.cancel()
+        return True
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    async def wait_all(self) -> None:
+        """Await every running reply (tests and shutdown)."""
+        tasks = [g.task for g in self._running.values() if g.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+generations = Generations()

@@ -1,0 +1,162 @@
+"""Conversations and their messages."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.http import Http404
+from django.utils import timezone
+
+
+ERROR_MESSAGES = {
+    "rate_limited": "Claude is rate limiting us right now. Please try again in a minute.",
+    "overloaded": "Claude is overloaded right now. Please try again shortly.",
+    "timeout": "Claude took too long to answer. Please try again.",
+    "connection": "Claude could not be reached. Please try again.",
+    "server_error": "Claude had an internal error. Please try again.",
+    "bad_request": "Claude could not accept this request.",
+    "authentication": "The server's Claude API key is misconfigured. Tell an administrator.",
+    "api_error": "Claude returned an error.",
+    "internal": "Something went wrong on our side. Please try again.",
+}
+
+
+class ConversationQuerySet(models.QuerySet["Conversation"]):
+    def for_user(self, user) -> ConversationQuerySet:
+        """Conversations this user owns."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(user=user)
+
+    def recent(self) -> ConversationQuerySet:
+        """Newest activity first."""
+        return self.order_by("-updated_at", "-id")
+
+
+class Conversation(models.Model):
+    """One chat thread, owned by one user."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
+    title = models.CharField(max_length=200, default="New conversation")
+    model = models.CharField(max_length=100, blank=True, default="")
+    system_prompt = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-updated_at"], name="conv_user_recent")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def rename(self, title: str) -> None:
+        """Give the conversation a new title (trimmed, never empty)."""
+        title = " ".join(title.split())[:200]
+        if not title:
+            raise ValueError("A title cannot be empty.")
+        self.title = title
+        self.save(update_fields=["title"])
+
+    @property
+    def effective_model(self) -> str:
+        return self.model or settings.CLAUDE_MODEL
+
+
+def conversation_for_user(user, conversation_id: int | str) -> Conversation:
+    """Return this user's conversation or raise Http404 (the one access path)."""
+    try:
+        return Conversation.objects.for_user(user).get(pk=int(conversation_id))
+    except (Conversation.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such conversation.") from exc
+
+
+async def aconversation_for_user(user, conversation_id: int | str) -> Conversation:
+    """Async twin of conversation_for_user."""
+    try:
+        return await Conversation.objects.for_user(user).aget(pk=int(conversation_id))
+    except (Conversation.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such conversation.") from exc
+
+
+class MessageQuerySet(models.QuerySet["Message"]):
+    def chronological(self) -> MessageQuerySet:
+        return self.order_by("id")
+
+
+class Message(models.Model):
+    """A user message or an assistant reply, with its status and usage."""
+
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming"
+        COMPLETE = "complete"
+        STOPPED = "stopped"
+        INTERRUPTED = "interrupted"
+        FAILED = "failed"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices)
+    content = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.COMPLETE)
+    model = models.CharField(max_length=100, blank=True, default="")
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cache_creation_input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cache_read_input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    stop_reason = models.CharField(max_length=40, blank=True, default="")
+    error_kind = models.CharField(max_length=40, blank=True, default="")
+    request_id = models.CharField(max_length=100, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["conversation", "id"], name="msg_conv_order")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(role__in=["user", "assistant"]), name="msg_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["streaming", "complete", "stopped", "interrupted", "failed"]
+                ),
+                name="msg_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(role="assistant") | Q(status="complete"),
+                name="msg_user_always_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} #{self.pk}"
+
+    @property
+    def is_streaming(self) -> bool:
+        return self.status == self.Status.STREAMING
+
+    @property
+    def error_text(self) -> str:
+        """What to tell the user about a reply that did not complete."""
+        if self.status == self.Status.STOPPED:
+            return "Stopped."
+        if self.status == self.Status.INTERRUPTED and not self.error_kind:
+            return "This reply was interrupted before it finished."
+        if self.error_kind:
+            return ERROR_MESSAGES.get(self.error_kind, ERROR_MESSAGES["internal"])
+        return ""
+
+    @property
+    def dom_id(self) -> str:
+        return f"message-{self.pk}"

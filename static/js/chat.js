@@ -1,0 +1,37 @@
+// Chat page behaviour, kept out of templates so a strict CSP needs no inline script.
+(function () {
+  "use strict";
+
+  function scrollToEnd() {
+    var list = document.getElementById("messages");
+    if (list) list.scrollTop = list.scrollHeight;
+  }
+
+  document.addEventListener("keydown", function (event) {
+    var box = event.target;
+    if (box.id !== "composer-text") return;
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      if (box.value.trim()) box.form.requestSubmit();
+    }
+  });
+
+  document.addEventListener("submit", function (event) {
+    var question = event.target.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  }, true);
+
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    scrollToEnd();
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "composer-text") {
+      event.detail.target.focus();
+    }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    scrollToEnd();
+    var box = document.getElementById("composer-text");
+    if (box) box.focus();
+  });
+})();

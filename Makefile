@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chatsite
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test lint format bench install install-test services browser clean fake-api
+.PHONY: run test lint format bench install install-test services tools clean fake-api
 
 $(BIN)/python:
 	@if [ "$(PYTHON)" = "MISSING-PYTHON" ]; then sh scripts/find-python.sh; exit 1; fi
@@ -41,8 +41,8 @@ fake-api: install
 services:
 	sh scripts/ensure-services.sh
 
-browser:
-	sh scripts/ensure-browser.sh
+tools:
+	sh scripts/ensure-tools.sh
 
 lint: install-test
 	$(BIN)/ruff check .
@@ -53,7 +53,7 @@ format: install-test
 	$(BIN)/ruff check --fix .
 
 ## test: lint, then the suite on Postgres (+ Redis), then the browser tests in Chromium.
-test: install-test services browser lint
+test: install-test services tools lint
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) \
 		$(BIN)/pytest tests --ignore=tests/e2e -q
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) \

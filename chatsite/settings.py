@@ -24,7 +24,7 @@ def required(name: str, value: str) -> str:
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY and DEBUG:
-    SECRET_KEY = "insecure-development-only-key-set-SECRET_KEY-in-production"  # noqa: S105
+    SECRET_KEY = "insecure-development-only-key-set-SECRET_KEY-in-production"
 SECRET_KEY = required("SECRET_KEY", SECRET_KEY)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
@@ -132,14 +132,14 @@ STORAGES = {
 }
 STATIC_MANIFEST = env.bool("STATIC_MANIFEST", default=not DEBUG)
 if not STATIC_MANIFEST:
-    STORAGES["staticfiles"] = {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-    }
+    STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 
 MAILERS = {
     "default": {
-        "BACKEND": env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+        "BACKEND": env.str(
+            "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+        )
     }
 }
 

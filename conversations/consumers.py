@@ -79,17 +79,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.offsets[message_id] = len(text)
         await self.send(
             text_data=(
-                f'<div hx-swap-oob="innerHTML:#message-{message_id}-stream">'
-                f"{escape(text)}</div>"
+                f'<div hx-swap-oob="innerHTML:#message-{message_id}-stream">{escape(text)}</div>'
             )
         )
 
     # Group events: one handler per event type.
 
     async def turn_created(self, event: dict) -> None:
-        await self.send(
-            text_data=f'<div hx-swap-oob="beforeend:#messages">{event["html"]}</div>'
-        )
+        await self.send(text_data=f'<div hx-swap-oob="beforeend:#messages">{event["html"]}</div>')
 
     async def reply_delta(self, event: dict) -> None:
         message_id, text, offset = event["message_id"], event["text"], event["offset"]
@@ -100,8 +97,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.offsets[message_id] = offset + len(event["text"])
         await self.send(
             text_data=(
-                f'<div hx-swap-oob="beforeend:#message-{message_id}-stream">'
-                f"{escape(text)}</div>"
+                f'<div hx-swap-oob="beforeend:#message-{message_id}-stream">{escape(text)}</div>'
             )
         )
 

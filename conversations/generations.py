@@ -38,9 +38,7 @@ class Generations:
     def __init__(self) -> None:
         self._running: dict[int, Generation] = {}
 
-    def start(
-        self, generation: Generation, coro: Coroutine[Any, Any, None]
-    ) -> asyncio.Task[None]:
+    def start(self, generation: Generation, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run the reply as a task owned by the registry until it finishes."""
         task = asyncio.get_running_loop().create_task(coro, name=f"reply-{generation.reply_id}")
         generation.task = task

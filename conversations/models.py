@@ -8,7 +8,6 @@ from django.db.models import Q
 from django.http import Http404
 from django.utils import timezone
 
-
 ERROR_MESSAGES = {
     "rate_limited": "Claude is rate limiting us right now. Please try again in a minute.",
     "overloaded": "Claude is overloaded right now. Please try again shortly.",

@@ -18,6 +18,7 @@ from conversations.claude.streaming import (
 from conversations.generations import Generation, generations
 from conversations.models import Conversation, Message
 
+
 class TurnRejected(Exception):
     """The message cannot be sent; the text says why, for the user."""
 
@@ -76,17 +77,13 @@ def _create_turn(conversation: Conversation, text: str) -> tuple[Message, Messag
 
 
 def render_message(message: Message) -> str:
-    return render_to_string(
-        "conversations/detail.html#message", {"message": message}
-    ).strip()
+    return render_to_string("conversations/detail.html#message", {"message": message}).strip()
 
 
 async def turn_start(*, conversation: Conversation, text: object) -> Message:
     """Save the user's message, then start the reply in the background; return the reply."""
     text = clean_text(text)
-    user_message, reply, history = await database_sync_to_async(_create_turn)(
-        conversation, text
-    )
+    user_message, reply, history = await database_sync_to_async(_create_turn)(conversation, text)
     # The transaction has committed: clients only ever see rows that exist.
     await get_channel_layer().group_send(
         group_name(conversation.pk),

@@ -22,8 +22,8 @@ class HtmxHttpRequest:  # typing aid: django-htmx adds .htmx to every request
 
 
 def sidebar_context(request, *, current: Conversation | None = None) -> dict:
-    conversations = Conversation.objects.for_user(request.user).recent().only(
-        "id", "title", "updated_at"
+    conversations = (
+        Conversation.objects.for_user(request.user).recent().only("id", "title", "updated_at")
     )
     page = Paginator(conversations, SIDEBAR_PAGE_SIZE).get_page(request.GET.get("page"))
     return {"sidebar_page": page, "current": current}

@@ -65,6 +65,7 @@ class FakeAnthropic:
         clock: Callable[[], float] = time.monotonic,
         batch_seconds_per_request: float = 0.05,
         batch_live_counts: bool = False,
+        max_recorded_requests: int = 10_000,
     ) -> None:
         self.ttft = ttft
         self.tokens_per_second = tokens_per_second
@@ -76,7 +77,8 @@ class FakeAnthropic:
         self._clock0 = clock()
         self._wall0 = time.time()
         self._script: deque[Scripted] = deque()
-        self.requests: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []  # oldest half dropped past the maximum
+        self.max_recorded_requests = max_recorded_requests
         self.in_flight = 0  # /v1/messages requests being answered right now
         self.cache = PromptCache(clock)
         self.batches = BatchStore(self)
@@ -155,6 +157,8 @@ class FakeAnthropic:
                 body_error = "Request body is not valid JSON"
         is_messages = path == "/v1/messages" and method == "POST"
         if is_messages:
+            if len(self.requests) >= self.max_recorded_requests:
+                del self.requests[: len(self.requests) // 2 + 1]
             self.requests.append(
                 {
                     "method": method,

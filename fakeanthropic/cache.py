@@ -9,7 +9,8 @@ Exact semantics
 2. A block carrying ``cache_control`` (``{"type": "ephemeral"}`` = 5 min, ``"ttl": "1h"`` =
    1 hour) is a breakpoint. More than 4 breakpoints -> 400 invalid_request_error.
 3. ``H(i)`` hashes the model and blocks ``0..i`` (each block as canonical JSON without its
-   ``cache_control``, with its kind/role and whether it starts a message).
+   ``cache_control``, a bare string as a text block, with its kind/role and whether it
+   starts a message).
 4. Lookup: for every breakpoint ``b``, the positions ``b, b-1, ..., b-20`` (the breakpoint
    and up to 20 earlier block boundaries) are checked for a live entry ``H(j)``. The largest
    ``j`` found over all breakpoints is the read point ``R``: ``cache_read_input_tokens =
@@ -119,7 +120,9 @@ class CachePlan:
 
 
 def _canonical(kind: str, block: Any, starts_message: bool) -> bytes:
-    if isinstance(block, dict) and "cache_control" in block:
+    if isinstance(block, str):  # "content": "hi" is the same prompt as a text block "hi"
+        block = {"type": "text", "text": block}
+    elif isinstance(block, dict) and "cache_control" in block:
         block = {k: v for k, v in block.items() if k != "cache_control"}
     return json.dumps(
         [kind, starts_message, block], sort_keys=True, ensure_ascii=False, separators=(",", ":")
@@ -132,6 +135,13 @@ class PromptCache:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self._entries: dict[tuple[str, str, bytes], _Entry] = {}
+        self._sweep_at = 4096  # purge expired entries when the table grows past this
+
+    def _maybe_sweep(self, now: float) -> None:
+        if len(self._entries) < self._sweep_at:
+            return
+        self._entries = {k: e for k, e in self._entries.items() if e.expires_at > now}
+        self._sweep_at = max(4096, 2 * len(self._entries))
 
     def clear(self) -> None:
         self._entries.clear()
@@ -208,6 +218,7 @@ class PromptCache:
 
         def commit() -> None:
             at = self.clock()
+            self._maybe_sweep(at)
             if read_entry is not None:
                 read_entry.expires_at = max(read_entry.expires_at, at + read_entry.ttl)
             for b, ttl in writes:

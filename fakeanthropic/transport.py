@@ -6,8 +6,8 @@ queue while the app keeps running as a task. Read timeouts of the request
 (``timeout=`` of the SDK / httpx2) are honoured while waiting for the start and for each
 chunk (-> ``httpx2.ReadTimeout``). Closing the response cancels the app task. An app
 exception after the start surfaces as ``httpx2.ReadError`` while reading; a
-``DropConnection`` before the start as ``httpx2.RemoteProtocolError`` (like a server that
-closed the socket).
+``DropConnection`` (the fake's deliberate abort) as ``httpx2.RemoteProtocolError``, as
+uvicorn's aborted connection does over loopback.
 
     client = anthropic.AsyncAnthropic(api_key="demo", **fake_client_kwargs(app))
 """
@@ -54,6 +54,10 @@ class _QueueStream(httpx2.AsyncByteStream):
                 raise httpx2.ReadTimeout("timed out reading the fake response") from exc
             if item is _END:
                 return
+            if isinstance(item, DropConnection):
+                raise httpx2.RemoteProtocolError(
+                    "peer closed connection without sending complete message body"
+                ) from item
             if isinstance(item, BaseException):
                 raise httpx2.ReadError(f"connection aborted: {item!r}") from item
             yield item

@@ -38,13 +38,13 @@ async def send_text(communicator, text: str) -> None:
     await communicator.send_to(text_data=json.dumps({"text": text, "HEADERS": {}}))
 
 
-async def collect_reply(communicator, *, timeout: float = 10) -> dict:
+async def collect_reply(communicator, *, wait: float = 10) -> dict:
     """Read frames until a reply finishes; return its id, deltas and final frame."""
     reply_id = None
     deltas: list[str] = []
     frames: list[str] = []
     while True:
-        frame = await communicator.receive_from(timeout=timeout)
+        frame = await communicator.receive_from(timeout=wait)
         frames.append(frame)
         if reply_id is None and "beforeend:#messages" in frame:
             reply_id = int(MESSAGE_ID_RE.findall(frame)[-1])

@@ -19,9 +19,7 @@ def demo_api():
     """The in-process fake Anthropic API that serves demo mode."""
     from fakeanthropic import FakeAnthropic
 
-    return FakeAnthropic(
-        ttft=settings.DEMO_TTFT, tokens_per_second=settings.DEMO_TOKENS_PER_SECOND
-    )
+    return FakeAnthropic(ttft=settings.DEMO_TTFT, tokens_per_second=settings.DEMO_TOKENS_PER_SECOND)
 
 
 def build_client() -> anthropic.AsyncAnthropic:
@@ -30,9 +28,7 @@ def build_client() -> anthropic.AsyncAnthropic:
     if settings.DEMO_MODE:
         from fakeanthropic.transport import fake_client_kwargs
 
-        return anthropic.AsyncAnthropic(
-            api_key="demo", **fake_client_kwargs(demo_api()), **options
-        )
+        return anthropic.AsyncAnthropic(api_key="demo", **fake_client_kwargs(demo_api()), **options)
     return anthropic.AsyncAnthropic(
         api_key=settings.ANTHROPIC_API_KEY,
         base_url=settings.ANTHROPIC_BASE_URL or None,

@@ -21,6 +21,14 @@
     if (question && !window.confirm(question)) event.preventDefault();
   }, true);
 
+  // The socket's state, for the connection notice and for tests.
+  document.addEventListener("htmx:wsOpen", function (event) {
+    event.detail.elt.setAttribute("data-ws-state", "open");
+  });
+  document.addEventListener("htmx:wsClose", function (event) {
+    event.detail.elt.setAttribute("data-ws-state", "closed");
+  });
+
   document.addEventListener("htmx:wsAfterMessage", function () {
     scrollToEnd();
   });

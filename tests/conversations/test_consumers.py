@@ -121,14 +121,14 @@ async def test_malformed_frame_gets_an_error_not_a_crash(user):
 
 async def test_anonymous_socket_is_refused(user):
     conversation = await sync_to_async(ConversationFactory)(user=user)
-    communicator, connected, code = await open_socket(None, conversation.pk)
+    _communicator, connected, code = await open_socket(None, conversation.pk)
     assert not connected
     assert code == 4401
 
 
 async def test_socket_from_a_foreign_origin_is_refused(user):
     conversation = await sync_to_async(ConversationFactory)(user=user)
-    communicator, connected, _ = await open_socket(
+    _communicator, connected, _ = await open_socket(
         user, conversation.pk, origin="http://evil.example"
     )
     assert not connected
@@ -136,7 +136,7 @@ async def test_socket_from_a_foreign_origin_is_refused(user):
 
 async def test_another_user_cannot_stream_into_my_conversation(user, other_user, fake_api):
     conversation = await sync_to_async(ConversationFactory)(user=user)
-    communicator, connected, code = await open_socket(other_user, conversation.pk)
+    _communicator, connected, code = await open_socket(other_user, conversation.pk)
     assert not connected
     assert code == 4404
     assert fake_api.requests == []

@@ -115,6 +115,10 @@ class Message(models.Model):
     stop_reason = models.CharField(max_length=40, blank=True, default="")
     error_kind = models.CharField(max_length=40, blank=True, default="")
     request_id = models.CharField(max_length=100, blank=True, default="")
+    # For a reply: the first message that was in the context sent to Claude, and the
+    # system prompt used (the conversation's may change later).
+    context_start_id = models.BigIntegerField(null=True, blank=True)
+    system_prompt = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -144,6 +148,13 @@ class Message(models.Model):
     @property
     def is_streaming(self) -> bool:
         return self.status == self.Status.STREAMING
+
+    def context_messages(self) -> MessageQuerySet:
+        """The messages that were sent to Claude to write this reply."""
+        earlier = Message.objects.filter(conversation_id=self.conversation_id, id__lt=self.pk)
+        if self.context_start_id is not None:
+            earlier = earlier.filter(id__gte=self.context_start_id)
+        return earlier.chronological()
 
     @property
     def error_text(self) -> str:

@@ -60,19 +60,21 @@ def _create_turn(conversation: Conversation, text: str) -> tuple[Message, Messag
         user_message = Message.objects.create(
             conversation=conversation, role=Message.Role.USER, content=text, created_at=now
         )
+        history = list(
+            conversation.messages.filter(id__lte=user_message.id)
+            .chronological()
+            .only("id", "role", "content")
+        )
         reply = Message.objects.create(
             conversation=conversation,
             role=Message.Role.ASSISTANT,
             status=Message.Status.STREAMING,
             model=conversation.effective_model,
+            context_start_id=history[0].id,
+            system_prompt=conversation.system_prompt,
             created_at=now,
         )
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=now)
-    history = list(
-        conversation.messages.filter(id__lte=user_message.id)
-        .chronological()
-        .only("id", "role", "content")
-    )
     return user_message, reply, history
 
 

@@ -12,6 +12,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from chatsite.routing import websocket_urlpatterns  # noqa: E402
+from conversations.recovery import recover_at_start  # noqa: E402
+
+recover_at_start()  # replies a crashed process left `streaming` become `interrupted`
 
 application = ProtocolTypeRouter(
     {

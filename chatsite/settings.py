@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "accounts",
     "conversations",
+    "review",
 ]
 
 MIDDLEWARE = [
@@ -151,6 +152,21 @@ CLAUDE_MODEL = env.str("CLAUDE_MODEL", default="claude-sonnet-4-6")
 CLAUDE_MAX_TOKENS = env.int("CLAUDE_MAX_TOKENS", default=2048)
 CLAUDE_TIMEOUT = env.float("CLAUDE_TIMEOUT", default=60.0)
 CLAUDE_MAX_RETRIES = env.int("CLAUDE_MAX_RETRIES", default=2)
+# Our own retries (the SDK's are off): exponential backoff with jitter, retry-after honoured.
+CLAUDE_RETRY_BASE_DELAY = env.float("CLAUDE_RETRY_BASE_DELAY", default=0.5)
+CLAUDE_RETRY_MAX_DELAY = env.float("CLAUDE_RETRY_MAX_DELAY", default=8.0)
+CLAUDE_RETRY_AFTER_MAX = env.float("CLAUDE_RETRY_AFTER_MAX", default=20.0)
+CLAUDE_FALLBACK_MODEL = env.str("CLAUDE_FALLBACK_MODEL", default="")
+# Circuit breaker shared through the cache: open after N outage-like failures in the window.
+CLAUDE_BREAKER_THRESHOLD = env.int("CLAUDE_BREAKER_THRESHOLD", default=5)
+CLAUDE_BREAKER_WINDOW = env.int("CLAUDE_BREAKER_WINDOW", default=60)
+CLAUDE_BREAKER_COOLDOWN = env.int("CLAUDE_BREAKER_COOLDOWN", default=30)
+# Limits checked before any call.
+CLAUDE_MAX_CONCURRENT_CALLS = env.int("CLAUDE_MAX_CONCURRENT_CALLS", default=500)
+RATE_LIMIT_USER_REQUESTS = env.str("RATE_LIMIT_USER_REQUESTS", default="30/minute")
+RATE_LIMIT_USER_TOKENS = env.str("RATE_LIMIT_USER_TOKENS", default="400000/minute")
+RATE_LIMIT_GLOBAL_REQUESTS = env.str("RATE_LIMIT_GLOBAL_REQUESTS", default="3000/minute")
+RATE_LIMIT_GLOBAL_TOKENS = env.str("RATE_LIMIT_GLOBAL_TOKENS", default="20000000/minute")
 # Pacing of the demo model (the in-process fake API) when no key is set.
 DEMO_TTFT = env.float("DEMO_TTFT", default=0.4)
 DEMO_TOKENS_PER_SECOND = env.float("DEMO_TOKENS_PER_SECOND", default=40.0)

@@ -10,10 +10,16 @@ from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
+from conversations import streambuffer
 from conversations.claude.streaming import group_name
-from conversations.generations import generations
-from conversations.models import aconversation_for_user
-from conversations.turns import TurnRejected, turn_start
+from conversations.models import Message, aconversation_for_user
+from conversations.turns import (
+    TurnRejected,
+    turn_continue,
+    turn_regenerate,
+    turn_start,
+    turn_stop,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +47,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.offsets: dict[int, int] = {}
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        for generation in generations.for_conversation(self.conversation.pk):
-            await self._catch_up(generation.reply_id, generation.text)
+        streaming = Message.objects.filter(
+            conversation_id=self.conversation.pk, status=Message.Status.STREAMING
+        ).values_list("id", flat=True)
+        async for reply_id in streaming:
+            text = await streambuffer.snapshot(reply_id)
+            if text is not None:
+                await self._catch_up(reply_id, text)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
@@ -60,15 +71,48 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if not isinstance(frame, dict):
             await self._error("The message could not be read. Please try again.")
             return
+        kind = frame.get("type", "send")
+        handler = self.frame_handlers.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            await self._error("That action is not supported.")
+            return
         try:
-            await turn_start(conversation=self.conversation, text=frame.get("text"))
+            await handler(self, frame)
         except TurnRejected as exc:
             await self._error(str(exc))
-            return
+
+    async def on_send(self, frame: dict) -> None:
+        await turn_start(
+            conversation=self.conversation, user_id=self.scope["user"].pk, text=frame.get("text")
+        )
         await self.send(
             text_data=render_to_string("conversations/detail.html#composer-reset")
             + render_to_string("conversations/detail.html#chat-error", {"error": ""})
         )
+
+    async def on_stop(self, frame: dict) -> None:
+        await turn_stop(conversation=self.conversation, message_id=frame.get("message_id"))
+
+    async def on_regenerate(self, frame: dict) -> None:
+        await turn_regenerate(
+            conversation=self.conversation,
+            user_id=self.scope["user"].pk,
+            message_id=frame.get("message_id"),
+        )
+
+    async def on_continue(self, frame: dict) -> None:
+        await turn_continue(
+            conversation=self.conversation,
+            user_id=self.scope["user"].pk,
+            message_id=frame.get("message_id"),
+        )
+
+    frame_handlers = {
+        "send": on_send,
+        "stop": on_stop,
+        "regenerate": on_regenerate,
+        "continue": on_continue,
+    }
 
     async def _error(self, text: str) -> None:
         await self.send(
@@ -100,6 +144,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 f'<div hx-swap-oob="beforeend:#message-{message_id}-stream">{escape(text)}</div>'
             )
         )
+
+    async def reply_restarted(self, event: dict) -> None:
+        self.offsets.pop(event["message_id"], None)
+        await self.send(text_data=event["html"])
 
     async def reply_finished(self, event: dict) -> None:
         self.offsets.pop(event["message_id"], None)

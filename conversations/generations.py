@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,15 @@ class Generation:
     parts: list[str] = field(default_factory=list)
     length: int = 0
     task: asyncio.Task[None] | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def resuming(cls, *, reply_id: int, conversation_id: int, text: str) -> Generation:
+        """A generation that continues a reply which already has text."""
+        generation = cls(reply_id=reply_id, conversation_id=conversation_id)
+        if text:
+            generation.append(text)
+        return generation
 
     def append(self, text: str) -> None:
         self.parts.append(text)
@@ -37,14 +47,26 @@ class Generations:
 
     def __init__(self) -> None:
         self._running: dict[int, Generation] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
 
     def start(self, generation: Generation, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run the reply as a task owned by the registry until it finishes."""
+        self._ensure_heartbeat()
         task = asyncio.get_running_loop().create_task(coro, name=f"reply-{generation.reply_id}")
         generation.task = task
         self._running[generation.reply_id] = generation
         task.add_done_callback(lambda t: self._finished(generation.reply_id, t))
         return task
+
+    def _ensure_heartbeat(self) -> None:
+        """With several processes, tell the others this one is alive while it generates."""
+        from django.conf import settings
+
+        if not settings.REDIS_URL or (self._heartbeat and not self._heartbeat.done()):
+            return
+        from conversations.recovery import keep_alive
+
+        self._heartbeat = asyncio.get_running_loop().create_task(keep_alive(), name="heartbeat")
 
     def _finished(self, reply_id: int, task: asyncio.Task[None]) -> None:
         self._running.pop(reply_id, None)
@@ -67,6 +89,13 @@ class Generations:
 
     def __len__(self) -> int:
         return len(self._running)
+
+    async def aclose(self) -> None:
+        """Stop the heartbeat (shutdown and tests)."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+            self._heartbeat = None
 
     async def wait_all(self) -> None:
         """Await every running reply (tests and shutdown)."""

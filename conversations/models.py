@@ -17,6 +17,8 @@ ERROR_MESSAGES = {
     "bad_request": "Claude could not accept this request.",
     "authentication": "The server's Claude API key is misconfigured. Tell an administrator.",
     "api_error": "Claude returned an error.",
+    "unavailable": "Claude is unavailable right now; we stopped calling it for a moment. "
+    "Please try again in a minute.",
     "internal": "Something went wrong on our side. Please try again.",
 }
 
@@ -118,6 +120,8 @@ class Message(models.Model):
     # For a reply: the first message that was in the context sent to Claude, and the
     # system prompt used (the conversation's may change later).
     context_start_id = models.BigIntegerField(null=True, blank=True)
+    # The process generating a streaming reply (to find replies orphaned by a crash).
+    owner = models.CharField(max_length=100, blank=True, default="")
     system_prompt = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -125,7 +129,14 @@ class Message(models.Model):
     objects = MessageQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["conversation", "id"], name="msg_conv_order")]
+        indexes = [
+            models.Index(fields=["conversation", "id"], name="msg_conv_order"),
+            models.Index(
+                fields=["owner"],
+                name="msg_streaming_owner",
+                condition=Q(status="streaming"),
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(role__in=["user", "assistant"]), name="msg_role_valid"

@@ -40,15 +40,25 @@ def fake_server():
 @pytest.fixture(autouse=True)
 def fake_api(fake_server, settings):
     """Point the app at the loopback fake API with a clean script for every test."""
+    from django.core.cache import cache
+
+    from conversations import streambuffer, throttle
     from conversations.claude.client import reset_clients
 
     settings.ANTHROPIC_BASE_URL = fake_server.base_url
     settings.ANTHROPIC_API_KEY = TEST_API_KEY
     settings.DEMO_MODE = False
+    settings.CLAUDE_RETRY_BASE_DELAY = 0.01  # fast backoff; the policy is what's tested
     fake_server.reset()
+    fake_server.configure(ttft=0.05, tokens_per_second=400.0)
+    cache.clear()  # breaker state and limits start fresh
     reset_clients()
+    throttle.reset()
+    streambuffer.reset()
     yield fake_server
     reset_clients()
+    throttle.reset()
+    streambuffer.reset()
 
 
 @pytest.fixture

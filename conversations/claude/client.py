@@ -24,7 +24,8 @@ def demo_api():
 
 def build_client() -> anthropic.AsyncAnthropic:
     """Build a new client: the real API (or ANTHROPIC_BASE_URL) with a key, else the demo."""
-    options = {"timeout": settings.CLAUDE_TIMEOUT, "max_retries": settings.CLAUDE_MAX_RETRIES}
+    # Retries are ours (conversations.claude.streaming), so each attempt passes the breaker.
+    options = {"timeout": settings.CLAUDE_TIMEOUT, "max_retries": 0}
     if settings.DEMO_MODE:
         from fakeanthropic.transport import fake_client_kwargs
 

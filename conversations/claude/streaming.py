@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 
 import anthropic
+import httpx2
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
+from conversations import streambuffer
+from conversations.claude import breaker
 from conversations.claude.client import get_client
 from conversations.generations import Generation
 from conversations.models import Message
@@ -21,6 +25,11 @@ logger = logging.getLogger(__name__)
 
 def group_name(conversation_id: int) -> str:
     return f"conversation-{conversation_id}"
+
+
+def control_group_name(conversation_id: int) -> str:
+    """Where stop requests go; every process generating a reply here listens."""
+    return f"conversation-{conversation_id}-control"
 
 
 @dataclass
@@ -43,6 +52,10 @@ class ReplyOutcome:
     request_id: str = ""
     model: str = ""
     usage: dict[str, int] = field(default_factory=dict)
+    attempts: int = 0
+    ttft_ms: int | None = None
+    duration_ms: int | None = None
+    retry_in: float | None = None
 
 
 class DeltaRelay:
@@ -54,7 +67,7 @@ class DeltaRelay:
         self.layer = get_channel_layer()
         self.interval = 1.0 / settings.STREAM_FRAMES_PER_SECOND
         self.pending: list[str] = []
-        self.sent = 0  # characters already broadcast
+        self.sent = generation.length  # characters already broadcast (a continued reply)
         self.ready = asyncio.Event()
         self.closed = False
 
@@ -70,6 +83,7 @@ class DeltaRelay:
         self.pending.clear()
         offset = self.sent
         self.sent += len(text)
+        await streambuffer.append(self.generation.reply_id, text)
         await self.layer.group_send(
             self.group,
             {
@@ -95,10 +109,10 @@ class DeltaRelay:
 
 
 async def stream_reply(
-    *, request: ReplyRequest, generation: Generation, relay: DeltaRelay
-) -> ReplyOutcome:
-    """Call Claude with streaming and push each text delta to the relay."""
-    outcome = ReplyOutcome(model=request.model)
+    *, request: ReplyRequest, relay: DeltaRelay, outcome: ReplyOutcome, started: float
+) -> None:
+    """Call Claude with streaming, push each text delta to the relay, fill in the outcome."""
+    outcome.model = request.model
     kwargs: dict = {
         "model": request.model,
         "max_tokens": request.max_tokens,
@@ -115,6 +129,8 @@ async def stream_reply(
             kind = event.type
             if kind == "content_block_delta":
                 if event.delta.type == "text_delta":
+                    if outcome.ttft_ms is None:
+                        outcome.ttft_ms = int((time.monotonic() - started) * 1000)
                     relay.push(event.delta.text)
             elif kind == "message_start":
                 usage = event.message.usage
@@ -129,14 +145,15 @@ async def stream_reply(
                 outcome.stop_reason = event.delta.stop_reason or ""
                 # message_delta usage is cumulative: overwrite, never add.
                 outcome.usage["output_tokens"] = event.usage.output_tokens
-    return outcome
 
 
 def error_kind(exc: BaseException) -> str:
     """Classify a failure for the user-facing message and the record."""
     if isinstance(exc, anthropic.APITimeoutError):
         return "timeout"
-    if isinstance(exc, anthropic.APIConnectionError):
+    if isinstance(exc, breaker.CircuitOpen):
+        return "unavailable"
+    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
         return "connection"
     if isinstance(exc, anthropic.RateLimitError):
         return "rate_limited"
@@ -151,32 +168,119 @@ def error_kind(exc: BaseException) -> str:
     return "internal"
 
 
+RETRYABLE_KINDS = {"rate_limited", "overloaded", "server_error", "timeout", "connection"}
+OUTAGE_KINDS = {"overloaded", "server_error", "timeout", "connection"}
+
+
+def retry_delay(attempt: int, exc: BaseException) -> float:
+    """Honour retry-after; else exponential backoff with full jitter."""
+    response = getattr(exc, "response", None)
+    if response is not None and getattr(exc, "status_code", 200) != 200:
+        headers = response.headers
+        try:
+            if "retry-after-ms" in headers:
+                return float(headers["retry-after-ms"]) / 1000
+            if "retry-after" in headers:
+                return float(headers["retry-after"])
+        except ValueError:
+            pass
+    ceiling = min(settings.CLAUDE_RETRY_MAX_DELAY, settings.CLAUDE_RETRY_BASE_DELAY * 2**attempt)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+async def stream_with_retries(
+    *, request: ReplyRequest, generation: Generation, relay: DeltaRelay, outcome: ReplyOutcome
+) -> None:
+    """One call to Claude, retried while nothing new was shown; the breaker gates each try."""
+    attempt = 0
+    while True:
+        await breaker.allow()
+        shown = generation.length
+        outcome.attempts += 1
+        try:
+            await stream_reply(
+                request=request, relay=relay, outcome=outcome, started=generation.started
+            )
+        except Exception as exc:
+            kind = error_kind(exc)
+            if kind in OUTAGE_KINDS:
+                await breaker.record_failure()
+            delay = retry_delay(attempt, exc)
+            if (
+                kind not in RETRYABLE_KINDS
+                or generation.length != shown  # text was shown: keep it, don't start over
+                or attempt >= settings.CLAUDE_MAX_RETRIES
+                or delay > settings.CLAUDE_RETRY_AFTER_MAX
+            ):
+                raise
+            attempt += 1
+            logger.info("retrying reply %s (%s) in %.2f s", generation.reply_id, kind, delay)
+            await asyncio.sleep(delay)
+            continue
+        await breaker.record_success()
+        return
+
+
+async def listen_for_stop(generation: Generation) -> None:
+    """Cancel the reply when a stop request for it arrives (from any process)."""
+    layer = get_channel_layer()
+    group = control_group_name(generation.conversation_id)
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    try:
+        while True:
+            message = await layer.receive(channel)
+            if message.get("type") == "reply.stop" and message.get("message_id") in (
+                None,
+                generation.reply_id,
+            ):
+                if generation.task is not None:
+                    generation.task.cancel()
+                return
+    finally:
+        await asyncio.shield(layer.group_discard(group, channel))
+
+
 async def generate_reply(*, request: ReplyRequest, generation: Generation) -> ReplyOutcome:
-    """Run the stream and the relay together; always end with the reply's final status."""
+    """Run the stream, the relay and the stop listener; always end with a final status."""
     relay = DeltaRelay(generation, group_name(generation.conversation_id))
     relay_task = asyncio.create_task(relay.run())
-    started = time.monotonic()
+    stop_task = asyncio.create_task(listen_for_stop(generation))
+    outcome = ReplyOutcome(model=request.model)
     try:
-        outcome = await stream_reply(request=request, generation=generation, relay=relay)
+        try:
+            await stream_with_retries(
+                request=request, generation=generation, relay=relay, outcome=outcome
+            )
+        except Exception as exc:
+            fallback = settings.CLAUDE_FALLBACK_MODEL
+            if error_kind(exc) != "overloaded" or not fallback or fallback == request.model:
+                raise
+            logger.warning(
+                "reply %s: overloaded, falling back to %s", generation.reply_id, fallback
+            )
+            request.model = fallback
+            await stream_with_retries(
+                request=request, generation=generation, relay=relay, outcome=outcome
+            )
     except asyncio.CancelledError:
-        outcome = ReplyOutcome(status=Message.Status.STOPPED, model=request.model)
+        outcome.status = Message.Status.STOPPED
     except Exception as exc:
         kind = error_kind(exc)
         if kind == "internal":
             logger.exception("reply %s failed", generation.reply_id)
         else:
             logger.warning("reply %s failed: %s", generation.reply_id, kind)
-        failed = Message.Status.INTERRUPTED if generation.length else Message.Status.FAILED
-        outcome = ReplyOutcome(status=failed, error_kind=kind, model=request.model)
+        outcome.status = Message.Status.INTERRUPTED if generation.length else Message.Status.FAILED
+        outcome.error_kind = kind
+        if isinstance(exc, breaker.CircuitOpen):
+            outcome.retry_in = exc.retry_in
     finally:
+        stop_task.cancel()
         relay.close()
-        await asyncio.shield(relay_task)
-    logger.info(
-        "reply %s %s in %.0f ms",
-        generation.reply_id,
-        outcome.status,
-        (time.monotonic() - started) * 1000,
-    )
+        await asyncio.gather(asyncio.shield(relay_task), stop_task, return_exceptions=True)
+    outcome.duration_ms = int((time.monotonic() - generation.started) * 1000)
+    logger.info("reply %s %s in %d ms", generation.reply_id, outcome.status, outcome.duration_ms)
     return outcome
 
 

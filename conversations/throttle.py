@@ -1,0 +1,101 @@
+"""Limits checked before any call to Claude: rate limits per user and global, and a
+per-process cap on concurrent calls."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import weakref
+from dataclasses import dataclass
+
+from django.conf import settings
+from limits import parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MovingWindowRateLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class RateLimited(Exception):
+    """Over a limit; the message says which and when to retry."""
+
+    def __init__(self, message: str, retry_in: float, scope: str) -> None:
+        super().__init__(message)
+        self.retry_in = retry_in
+        self.scope = scope
+
+
+@dataclass(frozen=True)
+class Rule:
+    scope: str  # "user" or "global"
+    kind: str  # "requests" or "tokens"
+    setting: str
+
+
+RULES = (
+    Rule("user", "requests", "RATE_LIMIT_USER_REQUESTS"),
+    Rule("user", "tokens", "RATE_LIMIT_USER_TOKENS"),
+    Rule("global", "requests", "RATE_LIMIT_GLOBAL_REQUESTS"),
+    Rule("global", "tokens", "RATE_LIMIT_GLOBAL_TOKENS"),
+)
+
+
+def _storage() -> Storage:
+    if settings.REDIS_URL:
+        uri = "async+" + settings.REDIS_URL
+        return RedisStorage(uri, implementation="redispy", key_prefix="chatsite-limits")
+    return MemoryStorage()
+
+
+def limiter() -> MovingWindowRateLimiter:
+    loop = asyncio.get_running_loop()
+    found = _limiters.get(loop)
+    if found is None:
+        found = _limiters[loop] = MovingWindowRateLimiter(_storage())
+    return found
+
+
+async def check_rate_limits(*, user_id: int, tokens: int) -> None:
+    """Count one request of about `tokens` tokens; raise RateLimited when over a limit."""
+    active = [(rule, parse(getattr(settings, rule.setting))) for rule in RULES]
+    active = [(rule, item) for rule, item in active if getattr(settings, rule.setting)]
+    ident = {"user": f"user:{user_id}", "global": "global"}
+    lim = limiter()
+    # Test every limit first, so a refused request uses up none of them.
+    for rule, item in active:
+        cost = tokens if rule.kind == "tokens" else 1
+        if not await lim.test(item, rule.kind, ident[rule.scope], cost=cost):
+            stats = await lim.get_window_stats(item, rule.kind, ident[rule.scope])
+            retry_in = max(1.0, stats.reset_time - time.time())
+            who = "You are" if rule.scope == "user" else "Everyone together is"
+            raise RateLimited(
+                f"{who} sending too many {rule.kind} right now. "
+                f"Please try again in {math.ceil(retry_in)} seconds.",
+                retry_in,
+                rule.scope,
+            )
+    for rule, item in active:
+        await lim.hit(
+            item, rule.kind, ident[rule.scope], cost=tokens if rule.kind == "tokens" else 1
+        )
+
+
+def call_slots() -> asyncio.Semaphore:
+    """This process's cap on concurrent calls to Claude."""
+    loop = asyncio.get_running_loop()
+    found = _slots.get(loop)
+    if found is None:
+        found = _slots[loop] = asyncio.Semaphore(settings.CLAUDE_MAX_CONCURRENT_CALLS)
+    return found
+
+
+def reset() -> None:
+    """Forget limiter state holders (tests change settings)."""
+    _limiters.clear()
+    _slots.clear()

@@ -105,7 +105,7 @@ def _new_reply(conversation: Conversation, history: list[Message], now) -> Messa
 
 def _create_turn(
     conversation: Conversation, text: str, earlier: list[Message]
-) -> tuple[Message, Message, list]:
+) -> tuple[Message, Message]:
     with transaction.atomic():
         now = timezone.now()
         user_message = Message.objects.create(
@@ -114,7 +114,7 @@ def _create_turn(
         history = [*earlier, user_message]
         reply = _new_reply(conversation, history, now)
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=now)
-    return user_message, reply, history
+    return user_message, reply
 
 
 def _request(conversation: Conversation, messages: list[dict]) -> ReplyRequest:
@@ -150,9 +150,7 @@ async def turn_start(*, conversation: Conversation, user_id: int, text: object) 
     )()
     upcoming = build_messages([*earlier, Message(role=Message.Role.USER, content=text)])
     await _check_limits(user_id=user_id, request=_request(conversation, upcoming))
-    user_message, reply, history = await database_sync_to_async(_create_turn)(
-        conversation, text, earlier
-    )
+    user_message, reply = await database_sync_to_async(_create_turn)(conversation, text, earlier)
     # The transaction has committed: clients only ever see rows that exist.
     await _broadcast(
         conversation.pk,

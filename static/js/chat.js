@@ -8,6 +8,11 @@
   }
 
   document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") {
+      var stop = document.getElementById("stop-form");
+      if (stop && stop.offsetParent !== null) stop.requestSubmit();
+      return;
+    }
     var box = event.target;
     if (box.id !== "composer-text") return;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {

@@ -112,6 +112,7 @@ async def test_two_processes_on_redis_share_the_stream_catch_up_and_stop(user, f
                 c_deltas, c_final = await read_to_end(c)
             a_deltas, _ = await read_to_end(a)
             b_rest, _ = await read_to_end(b)
+        assert text.endswith("".join(b_rest))
         assert seen + "".join(c_deltas) == text
         assert "".join(a_deltas) == text
         assert 'data-status="complete"' in c_final

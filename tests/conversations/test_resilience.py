@@ -28,9 +28,9 @@ async def close_db_connections():
     await sync_to_async(connections.close_all)()
 
 
-async def until(predicate, timeout=5.0):
+async def until(predicate, within=5.0):
     """Wait for a condition to hold (polling an in-process flag, not sleeping blindly)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
@@ -57,7 +57,7 @@ async def test_stop_cancels_upstream_and_keeps_partial_reply(user, fake_api):
         final = await communicator.receive_from(timeout=5)
     await communicator.disconnect()
 
-    await until(lambda: fake_api.in_flight == 0, timeout=2)
+    await until(lambda: fake_api.in_flight == 0, within=2)
     reply = await Message.objects.aget(conversation=conversation, role="assistant")
     assert reply.status == "stopped"
     assert reply.content and reply.content != SLOW.text

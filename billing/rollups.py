@@ -1,0 +1,185 @@
+"""Keep the dashboard's rollups: added to as each call settles, rebuildable from the ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db import connection, models, transaction
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce, TruncDate, TruncMonth
+
+from billing.models import (
+    LATENCY_BUCKETS_MS,
+    ConversationSpend,
+    GlobalMonth,
+    Grain,
+    LatencyBucket,
+    LedgerEntry,
+    SiteDaily,
+    UserMonth,
+    UserSpend,
+    latency_bucket,
+    month_start,
+    utc_day,
+)
+
+
+def entry_totals(entry: LedgerEntry) -> dict[str, int | Decimal]:
+    """What one ledger row adds to every rollup it belongs to."""
+    return {
+        "calls": 1,
+        "errors": int(entry.is_error),
+        "unpriced_calls": int(not entry.priced),
+        "input_tokens": entry.input_tokens,
+        "cache_write_5m_tokens": entry.cache_write_5m_tokens,
+        "cache_write_1h_tokens": entry.cache_write_1h_tokens,
+        "cache_read_tokens": entry.cache_read_tokens,
+        "output_tokens": entry.output_tokens,
+        "cost": entry.cost or Decimal(0),
+        "cache_savings": entry.cache_savings or Decimal(0),
+    }
+
+
+def _add(model: type[models.Model], key: dict, increments: dict) -> None:
+    """Add to the row with this key, creating it first if needed (row-locked, no lost updates)."""
+    model.objects.bulk_create([model(**key)], ignore_conflicts=True)
+    model.objects.filter(**key).update(**{name: F(name) + value for name, value in increments.items()})
+
+
+def add_to_rollups(entry: LedgerEntry) -> None:
+    """Add a new ledger row to the rollups; call inside the transaction that wrote it."""
+    day = utc_day(entry.created_at)
+    periods = ((Grain.DAY, day), (Grain.MONTH, month_start(day)))
+    totals = entry_totals(entry)
+    if entry.user_id is not None:
+        for grain, period in periods:
+            key = {"grain": grain, "period": period, "user_id": entry.user_id}
+            _add(UserSpend, key | {"model": entry.model}, totals)
+    if entry.conversation_id is not None:
+        for grain, period in periods:
+            key = {"grain": grain, "period": period, "conversation_id": entry.conversation_id}
+            _add(ConversationSpend, key | {"user_id": entry.user_id}, totals)
+    _add(SiteDaily, {"day": day, "model": entry.model, "purpose": entry.purpose}, totals)
+    for metric, value in (
+        (LatencyBucket.Metric.TTFT, entry.ttft_ms),
+        (LatencyBucket.Metric.DURATION, entry.duration_ms),
+    ):
+        if value is not None:
+            key = {"day": day, "metric": metric, "le_ms": latency_bucket(value)}
+            _add(LatencyBucket, key, {"calls": 1})
+
+
+# --- Rebuilding from the ledger -----------------------------------------------------------
+
+
+def ledger_sums() -> dict[str, models.Aggregate]:
+    """The aggregates over ledger rows that give each Totals column."""
+    zero = Value(Decimal(0), output_field=models.DecimalField(max_digits=18, decimal_places=6))
+    return {
+        "r_calls": Count("id"),
+        "r_errors": Count("id", filter=~Q(error_kind="")),
+        "r_unpriced_calls": Count("id", filter=Q(priced=False)),
+        "r_input_tokens": Sum("input_tokens"),
+        "r_cache_write_5m_tokens": Sum("cache_write_5m_tokens"),
+        "r_cache_write_1h_tokens": Sum("cache_write_1h_tokens"),
+        "r_cache_read_tokens": Sum("cache_read_tokens"),
+        "r_output_tokens": Sum("output_tokens"),
+        "r_cost": Coalesce(Sum("cost"), zero),
+        "r_cache_savings": Coalesce(Sum("cache_savings"), zero),
+    }
+
+
+def _insert_select(model: type[models.Model], queryset: models.QuerySet) -> None:
+    """INSERT INTO the model's table the rows of a values() queryset aliased r_<field>."""
+    sql, params = queryset.query.sql_with_params()
+    quote = connection.ops.quote_name
+    aliases = [name for name in queryset.query.annotation_select if name.startswith("r_")]
+    columns = [model._meta.get_field(alias.removeprefix("r_")).column for alias in aliases]
+    table = quote(model._meta.db_table)
+    target = ", ".join(quote(c) for c in columns)
+    source = ", ".join(quote(a) for a in aliases)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({target}) SELECT {source} FROM ({sql}) s", params)  # noqa: S608
+
+
+def _utc_day() -> TruncDate:
+    return TruncDate("created_at", tzinfo=dt.UTC)
+
+
+def _utc_month() -> TruncMonth:
+    return TruncMonth("created_at", tzinfo=dt.UTC, output_field=models.DateField())
+
+
+def _by_period(ledger: models.QuerySet, **keys: F) -> list[models.QuerySet]:
+    """The ledger summed per day and per month (and per key), aliased for _insert_select."""
+    return [
+        ledger.values(r_grain=Value(grain.value), r_period=period, **keys).annotate(**ledger_sums())
+        for grain, period in ((Grain.DAY, _utc_day()), (Grain.MONTH, _utc_month()))
+    ]
+
+
+@transaction.atomic
+def rebuild_rollups(*, spent: bool = True) -> None:
+    """Recompute every rollup from the ledger, in the database (and each month's spent)."""
+    for model in (UserSpend, ConversationSpend, SiteDaily, LatencyBucket):
+        model.objects.all().delete()
+    ledger = LedgerEntry.objects.order_by()
+    for qs in _by_period(ledger.filter(user__isnull=False), r_user=F("user_id"), r_model=F("model")):
+        _insert_select(UserSpend, qs)
+    for qs in _by_period(
+        ledger.filter(conversation__isnull=False),
+        r_conversation=F("conversation_id"),
+        r_user=F("user_id"),
+    ):
+        _insert_select(ConversationSpend, qs)
+    _insert_select(
+        SiteDaily,
+        ledger.values(r_day=_utc_day(), r_model=F("model"), r_purpose=F("purpose")).annotate(
+            **ledger_sums()
+        ),
+    )
+    for metric, column in (
+        (LatencyBucket.Metric.TTFT, "ttft_ms"),
+        (LatencyBucket.Metric.DURATION, "duration_ms"),
+    ):
+        bucket = Case(
+            *[When(**{f"{column}__lte": bound}, then=Value(bound)) for bound in LATENCY_BUCKETS_MS],
+            default=Value(LATENCY_BUCKETS_MS[-1]),
+        )
+        _insert_select(
+            LatencyBucket,
+            ledger.filter(**{f"{column}__isnull": False})
+            .values(r_day=_utc_day(), r_metric=Value(metric.value), r_le_ms=bucket)
+            .annotate(r_calls=Count("id")),
+        )
+    if spent:
+        _rebuild_spent(ledger)
+
+
+def _rebuild_spent(ledger: models.QuerySet) -> None:
+    """Set each month's spent to the sum of its ledger costs; reservations are left alone."""
+    zero = Value(Decimal(0), output_field=models.DecimalField(max_digits=18, decimal_places=6))
+    months = ledger.annotate(m=_utc_month())
+    missing_users = (
+        months.filter(user__isnull=False)
+        .exclude(Exists(UserMonth.objects.filter(user_id=OuterRef("user_id"), month=OuterRef("m"))))
+        .values(r_user=F("user_id"), r_month=F("m"))
+        .distinct()
+    )
+    _insert_select(UserMonth, missing_users)
+    missing_months = (
+        months.exclude(Exists(GlobalMonth.objects.filter(month=OuterRef("m"))))
+        .values(r_month=F("m"))
+        .distinct()
+    )
+    _insert_select(GlobalMonth, missing_months)
+    user_total = (
+        months.filter(user_id=OuterRef("user_id"), m=OuterRef("month"))
+        .values("user_id")
+        .annotate(total=Sum("cost"))
+        .values("total")
+    )
+    UserMonth.objects.update(spent=Coalesce(Subquery(user_total), zero))
+    site_total = months.filter(m=OuterRef("month")).values("m").annotate(total=Sum("cost")).values("total")
+    GlobalMonth.objects.update(spent=Coalesce(Subquery(site_total), zero))

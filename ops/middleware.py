@@ -1,0 +1,88 @@
+"""Per-request log context: a request id (honoured from X-Request-ID) and the user id."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponse
+
+HEADER = "X-Request-ID"
+# Accept a caller's id only when it is short and plain, so it cannot forge log lines.
+VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def request_id_for(request: HttpRequest) -> str:
+    """The caller's X-Request-ID when it is sane, else a new random one."""
+    given = request.headers.get(HEADER, "")
+    return given if VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Bind request_id to every log line of the request and echo it as X-Request-ID."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def _start(self, request: HttpRequest) -> str:
+        request_id = request_id_for(request)
+        request.request_id = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        return request_id
+
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+        if self.is_async:
+            return self._acall(request)
+        request_id = self._start(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            structlog.contextvars.clear_contextvars()
+        response[HEADER] = request_id
+        return response
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        request_id = self._start(request)
+        try:
+            response = await self.get_response(request)
+        finally:
+            structlog.contextvars.clear_contextvars()
+        response[HEADER] = request_id
+        return response
+
+
+class UserIdMiddleware:
+    """Bind the signed-in user's id to the request's log lines (after AuthenticationMiddleware)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+        if self.is_async:
+            return self._acall(request)
+        # No session cookie: AnonymousUser without a database query (health probes).
+        if request.user.is_authenticated:
+            structlog.contextvars.bind_contextvars(user_id=request.user.pk)
+        return self.get_response(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        user = await request.auser()
+        if user.is_authenticated:
+            structlog.contextvars.bind_contextvars(user_id=user.pk)
+        return await self.get_response(request)

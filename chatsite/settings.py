@@ -1,5 +1,6 @@
 """Chatsite settings: every knob comes from the environment (see .env.example)."""
 
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -44,15 +45,19 @@ INSTALLED_APPS = [
     "accounts",
     "conversations",
     "review",
+    "billing",
+    "ops",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "ops.middleware.RequestIdMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "ops.middleware.UserIdMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -167,22 +172,64 @@ RATE_LIMIT_USER_REQUESTS = env.str("RATE_LIMIT_USER_REQUESTS", default="30/minut
 RATE_LIMIT_USER_TOKENS = env.str("RATE_LIMIT_USER_TOKENS", default="400000/minute")
 RATE_LIMIT_GLOBAL_REQUESTS = env.str("RATE_LIMIT_GLOBAL_REQUESTS", default="3000/minute")
 RATE_LIMIT_GLOBAL_TOKENS = env.str("RATE_LIMIT_GLOBAL_TOKENS", default="20000000/minute")
+# Budgets in USD per UTC month; 0 or empty = unlimited. Per-user overrides: the admin.
+BUDGET_USER_MONTHLY_USD = Decimal(env.str("BUDGET_USER_MONTHLY_USD", default="0") or "0")
+BUDGET_GLOBAL_MONTHLY_USD = Decimal(env.str("BUDGET_GLOBAL_MONTHLY_USD", default="0") or "0")
 # Pacing of the demo model (the in-process fake API) when no key is set.
 DEMO_TTFT = env.float("DEMO_TTFT", default=0.4)
 DEMO_TOKENS_PER_SECOND = env.float("DEMO_TOKENS_PER_SECOND", default=40.0)
 # Frames per second per streaming reply sent to browsers (deltas are coalesced).
 STREAM_FRAMES_PER_SECOND = env.float("STREAM_FRAMES_PER_SECOND", default=20.0)
 MESSAGE_MAX_CHARS = env.int("MESSAGE_MAX_CHARS", default=50_000)
+# The conversation manager: prompt token budget per conversation (admins can change it per
+# conversation) and the share of it the context is trimmed to when full, in one step.
+CONTEXT_TOKEN_BUDGET = env.int("CONTEXT_TOKEN_BUDGET", default=100_000)
+CONTEXT_TRIM_TARGET = env.float("CONTEXT_TRIM_TARGET", default=0.65)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
-LOGGING = {
+# json: one JSON object per line on stdout (production); console: readable lines (DEBUG).
+LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "console"):
+    raise ImproperlyConfigured("LOG_FORMAT must be json or console.")
+LOGGING = {  # structlog through stdlib logging, keys redacted: see ops/logs.py
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "redact": {"()": "ops.logs.RedactSecretsFilter"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "formatters": {
+        "json": {"()": "ops.logs.json_formatter"},
+        "console": {"()": "ops.logs.console_formatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": LOG_FORMAT,
+            "filters": ["redact"],
+        },
+        "mail_admins": {
+            "class": "ops.logs.RedactingAdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false", "redact"],
+        },
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"httpx2": {"level": "WARNING"}, "anthropic": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": ["mail_admins"], "level": LOG_LEVEL},  # printed once, by root
+        "httpx2": {"level": "WARNING"},
+        "anthropic": {"level": "WARNING"},
+    },
 }
+
+# Operations: /metrics, the error-rate alert to ADMINS (see ops/).
+ADMINS = env.list("ADMINS", default=[])  # e-mail addresses
+SERVER_EMAIL = env.str("SERVER_EMAIL", default="chatsite@localhost")
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")  # bearer token for /metrics scrapers
+ALERT_ERROR_RATE = env.float("ALERT_ERROR_RATE", default=0.5)  # 0 turns the alert off
+ALERT_WINDOW_SECONDS = env.int("ALERT_WINDOW_SECONDS", default=300)
+ALERT_MIN_CALLS = env.int("ALERT_MIN_CALLS", default=10)
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)

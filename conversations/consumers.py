@@ -151,4 +151,4 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def reply_finished(self, event: dict) -> None:
         self.offsets.pop(event["message_id"], None)
-        await self.send(text_data=event["html"])
+        await self.send(text_data=event["html"] + event.get("gauge", ""))

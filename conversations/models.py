@@ -46,6 +46,22 @@ class Conversation(models.Model):
     system_prompt = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # The conversation manager's state (conversations.context), inspectable in the admin.
+    token_budget = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Prompt token budget; empty: CONTEXT_TOKEN_BUDGET."
+    )
+    context_start_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The first message currently sent to Claude."
+    )
+    context_tokens = models.PositiveIntegerField(
+        default=0, help_text="Prompt size of the latest request (exact once answered)."
+    )
+    prompt_overhead_tokens = models.PositiveIntegerField(null=True, blank=True)
+    prompt_overhead_key = models.CharField(max_length=32, blank=True, default="")
+    total_input_tokens = models.PositiveBigIntegerField(default=0)
+    total_cache_write_tokens = models.PositiveBigIntegerField(default=0)
+    total_cache_read_tokens = models.PositiveBigIntegerField(default=0)
+    total_output_tokens = models.PositiveBigIntegerField(default=0)
 
     objects = ConversationQuerySet.as_manager()
 
@@ -66,6 +82,14 @@ class Conversation(models.Model):
     @property
     def effective_model(self) -> str:
         return self.model or settings.CLAUDE_MODEL
+
+    @property
+    def budget(self) -> int:
+        return self.token_budget or settings.CONTEXT_TOKEN_BUDGET
+
+    @property
+    def context_percent(self) -> int:
+        return min(100, round(100 * self.context_tokens / self.budget)) if self.budget else 0
 
 
 def conversation_for_user(user, conversation_id: int | str) -> Conversation:
@@ -108,6 +132,9 @@ class Message(models.Model):
     )
     role = models.CharField(max_length=10, choices=Role.choices)
     content = models.TextField(blank=True, default="")
+    # Share of the prompt when sent to Claude: exact from the API's usage, else an estimate.
+    tokens = models.PositiveIntegerField(null=True, blank=True)
+    tokens_exact = models.BooleanField(default=False)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.COMPLETE)
     model = models.CharField(max_length=100, blank=True, default="")
     input_tokens = models.PositiveIntegerField(null=True, blank=True)

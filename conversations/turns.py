@@ -9,10 +9,11 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from conversations import recovery, streambuffer, throttle
+from conversations import context, recovery, streambuffer, throttle
 from conversations.claude.streaming import (
     ReplyRequest,
     apply_outcome,
@@ -22,6 +23,8 @@ from conversations.claude.streaming import (
 )
 from conversations.generations import Generation, generations
 from conversations.models import Conversation, Message
+
+build_messages = context.plain_messages  # kept for callers of the earlier name (review)
 
 AFTER_REPLY_STATUSES = {
     Message.Status.STOPPED,
@@ -49,46 +52,45 @@ def clean_text(text: object) -> str:
     return text
 
 
-def build_messages(history: list[Message]) -> list[dict]:
-    """Whole user→assistant turns, starting with a user turn, ending with the newest user.
-
-    A user message answered several times (regenerated) counts its newest reply; an
-    unanswered one, or one whose reply has no text, is dropped unless it is the newest.
-    """
-    messages: list[dict] = []
-    pending_user: str | None = None
-    for message in history:
-        if message.role == Message.Role.USER:
-            pending_user = message.content
-        elif message.content:
-            if pending_user is not None:
-                messages.append({"role": "user", "content": pending_user})
-                messages.append({"role": "assistant", "content": message.content})
-                pending_user = None
-            elif messages and messages[-1]["role"] == "assistant":
-                messages[-1]["content"] = message.content  # a regenerated reply wins
-    if pending_user is not None:
-        messages.append({"role": "user", "content": pending_user})
-    return messages
-
-
-def estimate_tokens(messages: list[dict], system: str | None) -> int:
-    """A rough prompt size for rate limits, before the exact figure exists."""
-    chars = sum(len(m["content"]) for m in messages) + len(system or "")
-    return chars // 4 + 8 * len(messages)
-
-
 def render_message(message: Message) -> str:
     return render_to_string("conversations/detail.html#message", {"message": message}).strip()
 
 
-def _history(conversation: Conversation, upto_id: int) -> list[Message]:
-    return list(
-        conversation.messages.filter(id__lte=upto_id).chronological().only("id", "role", "content")
-    )
+CONTEXT_FIELDS = ("id", "role", "content", "tokens")
 
 
-def _new_reply(conversation: Conversation, history: list[Message], now) -> Message:
+def _locked(conversation_id: int) -> Conversation:
+    # One turn at a time per conversation: the manager's state moves in order.
+    return Conversation.objects.select_for_update().get(pk=conversation_id)
+
+
+def _in_context(conversation: Conversation, *, upto_id: int | None = None) -> list[Message]:
+    """Messages from the context start on: bounded by the budget, not by the history."""
+    found = conversation.messages.only(*CONTEXT_FIELDS)
+    if conversation.context_start_id is not None:
+        found = found.filter(id__gte=conversation.context_start_id)
+    if upto_id is not None:
+        found = found.filter(id__lte=upto_id)
+    return list(found.chronological())
+
+
+def _plan(conversation: Conversation, messages: list[Message], prefill: str | None = None):
+    try:
+        return context.plan_context(
+            messages=messages,
+            model=conversation.effective_model,
+            system=conversation.system_prompt,
+            budget=conversation.budget,
+            current_start=conversation.context_start_id,
+            learnt_overhead=conversation.prompt_overhead_tokens,
+            learnt_overhead_key=conversation.prompt_overhead_key,
+            prefill=prefill,
+        )
+    except context.ContextTooLarge as exc:
+        raise TurnRejected(str(exc)) from exc
+
+
+def _new_reply(conversation: Conversation, plan: context.ContextPlan, now) -> Message:
     if settings.REDIS_URL:
         recovery.heartbeat()  # before the row exists, so no other process sweeps it
     return Message.objects.create(
@@ -96,42 +98,51 @@ def _new_reply(conversation: Conversation, history: list[Message], now) -> Messa
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
         model=conversation.effective_model,
-        context_start_id=history[0].id,
+        context_start_id=plan.start_id,
         system_prompt=conversation.system_prompt,
         owner=recovery.PROCESS_ID,
         created_at=now,
     )
 
 
-def _create_turn(
-    conversation: Conversation, text: str, earlier: list[Message]
-) -> tuple[Message, Message]:
+def _move_context(conversation: Conversation, plan: context.ContextPlan, now) -> None:
+    conversation.context_start_id = plan.start_id
+    conversation.context_tokens = plan.prompt_estimate
+    conversation.updated_at = now
+    conversation.save(update_fields=["context_start_id", "context_tokens", "updated_at"])
+
+
+def _create_turn(conversation_id: int, text: str):
     with transaction.atomic():
         now = timezone.now()
+        conversation = _locked(conversation_id)
+        earlier = _in_context(conversation)
         user_message = Message.objects.create(
-            conversation=conversation, role=Message.Role.USER, content=text, created_at=now
+            conversation=conversation,
+            role=Message.Role.USER,
+            content=text,
+            tokens=context.estimate_tokens(text),
+            created_at=now,
         )
-        history = [*earlier, user_message]
-        reply = _new_reply(conversation, history, now)
-        Conversation.objects.filter(pk=conversation.pk).update(updated_at=now)
-    return user_message, reply
+        # A refusal (too large for the budget) rolls the message back: nothing is saved.
+        plan = _plan(conversation, [*earlier, user_message])
+        reply = _new_reply(conversation, plan, now)
+        _move_context(conversation, plan, now)
+    return conversation, plan, user_message, reply
 
 
-def _request(conversation: Conversation, messages: list[dict]) -> ReplyRequest:
+def _request(conversation: Conversation, plan: context.ContextPlan) -> ReplyRequest:
     return ReplyRequest(
         model=conversation.effective_model,
         max_tokens=settings.CLAUDE_MAX_TOKENS,
-        messages=messages,
-        system=conversation.system_prompt or None,
+        messages=plan.messages,
+        system=plan.system,
     )
 
 
-async def _check_limits(*, user_id: int, request: ReplyRequest) -> None:
+async def _check_limits(*, user_id: int, tokens: int) -> None:
     try:
-        await throttle.check_rate_limits(
-            user_id=user_id,
-            tokens=estimate_tokens(request.messages, request.system) + request.max_tokens,
-        )
+        await throttle.check_rate_limits(user_id=user_id, tokens=tokens)
     except throttle.RateLimited as exc:
         raise TurnRejected(str(exc)) from exc
 
@@ -140,37 +151,97 @@ async def _broadcast(conversation_id: int, event: dict) -> None:
     await get_channel_layer().group_send(group_name(conversation_id), event)
 
 
+def render_gauge(conversation: Conversation) -> str:
+    return render_to_string(
+        "conversations/detail.html#context-gauge", {"conversation": conversation}
+    ).strip()
+
+
 async def turn_start(*, conversation: Conversation, user_id: int, text: object) -> Message:
     """Save the user's message, then start the reply in the background; return the reply."""
     text = clean_text(text)
-    # Limits are checked on the prompt as it will be, before anything is saved or sent;
-    # a refused message stays in the user's composer.
-    earlier = await database_sync_to_async(
-        lambda: list(conversation.messages.chronological().only("id", "role", "content"))
-    )()
-    upcoming = build_messages([*earlier, Message(role=Message.Role.USER, content=text)])
-    await _check_limits(user_id=user_id, request=_request(conversation, upcoming))
-    user_message, reply = await database_sync_to_async(_create_turn)(conversation, text, earlier)
+    # Limits come first, on an estimate of the prompt: a refused message is not saved and
+    # stays in the user's composer.
+    await _check_limits(
+        user_id=user_id,
+        tokens=conversation.context_tokens
+        + context.estimate_tokens(text)
+        + settings.CLAUDE_MAX_TOKENS,
+    )
+    fresh, plan, user_message, reply = await database_sync_to_async(_create_turn)(
+        conversation.pk, text
+    )
+    conversation.context_tokens = fresh.context_tokens  # the caller's copy stays current
     # The transaction has committed: clients only ever see rows that exist.
     await _broadcast(
         conversation.pk,
-        {"type": "turn.created", "html": render_message(user_message) + render_message(reply)},
+        {
+            "type": "turn.created",
+            "html": render_message(user_message) + render_message(reply),
+            "gauge": render_gauge(fresh),
+        },
     )
-    generation = Generation(reply_id=reply.pk, conversation_id=conversation.pk)
-    generations.start(generation, _run_reply(reply, _request(conversation, upcoming), generation))
+    _start(fresh, reply, plan)
     return reply
 
 
-async def _run_reply(reply: Message, request: ReplyRequest, generation: Generation) -> None:
+def _start(conversation: Conversation, reply: Message, plan, text: str = "") -> None:
+    generation = Generation.resuming(reply_id=reply.pk, conversation_id=conversation.pk, text=text)
+    request = _request(conversation, plan)
+    generations.start(generation, _run_reply(conversation, reply, plan, request, generation))
+
+
+async def _run_reply(
+    conversation: Conversation,
+    reply: Message,
+    plan: context.ContextPlan,
+    request: ReplyRequest,
+    generation: Generation,
+) -> None:
     async with throttle.call_slots():
         outcome = await generate_reply(request=request, generation=generation)
-    fields = apply_outcome(reply, outcome, generation.text)
+    fields = apply_outcome(reply, outcome, generation.text, counted=plan.learn)
     await reply.asave(update_fields=fields)
+    await database_sync_to_async(_count_turn)(conversation, plan, outcome)
     await streambuffer.discard(reply.pk)
     await _broadcast(
         reply.conversation_id,
-        {"type": "reply.finished", "message_id": reply.pk, "html": render_message(reply)},
+        {
+            "type": "reply.finished",
+            "message_id": reply.pk,
+            "html": render_message(reply),
+            "gauge": render_gauge(conversation),
+        },
     )
+
+
+def _count_turn(conversation: Conversation, plan: context.ContextPlan, outcome) -> None:
+    """Learn exact token counts from the reply's usage: O(1) queries, whatever the history."""
+    usage = outcome.usage
+    if "input_tokens" not in usage:
+        return  # no response: nothing learnt
+    written = usage.get("cache_creation_input_tokens", 0)
+    read = usage.get("cache_read_input_tokens", 0)
+    total_input = usage["input_tokens"] + written + read
+    output = usage.get("output_tokens", 0)
+    changes = {
+        "total_input_tokens": F("total_input_tokens") + usage["input_tokens"],
+        "total_cache_write_tokens": F("total_cache_write_tokens") + written,
+        "total_cache_read_tokens": F("total_cache_read_tokens") + read,
+        "total_output_tokens": F("total_output_tokens") + output,
+    }
+    if plan.learn:
+        user_share, overhead = context.learn_from_usage(plan, total_input)
+        Message.objects.filter(pk=plan.newest_user_id).update(tokens=user_share, tokens_exact=True)
+        conversation.context_tokens = total_input + output
+        conversation.prompt_overhead_tokens = overhead
+        conversation.prompt_overhead_key = plan.overhead_key
+        changes |= {
+            "context_tokens": conversation.context_tokens,
+            "prompt_overhead_tokens": overhead,
+            "prompt_overhead_key": plan.overhead_key,
+        }
+    Conversation.objects.filter(pk=conversation.pk).update(**changes)
 
 
 async def turn_stop(*, conversation: Conversation, message_id: object = None) -> None:
@@ -193,57 +264,59 @@ def _latest_reply(conversation: Conversation, message_id: object) -> Message:
     return reply
 
 
-def _prepare_regenerate(conversation: Conversation, message_id: object):
+def _prepare_regenerate(conversation_id: int, message_id: object):
     with transaction.atomic():
+        conversation = _locked(conversation_id)
         old = _latest_reply(conversation, message_id)
-        history = _history(conversation, old.id - 1)
-        reply = _new_reply(conversation, history, timezone.now())
-    return reply, history
+        plan = _plan(conversation, _in_context(conversation, upto_id=old.id - 1))
+        reply = _new_reply(conversation, plan, timezone.now())
+        _move_context(conversation, plan, timezone.now())
+    return conversation, plan, reply
 
 
 async def turn_regenerate(*, conversation: Conversation, user_id: int, message_id: object):
     """Write a new reply to the same user message; the old reply stays viewable."""
-    reply, history = await database_sync_to_async(_prepare_regenerate)(conversation, message_id)
-    request = _request(conversation, build_messages(history))
-    try:
-        await _check_limits(user_id=user_id, request=request)
-    except TurnRejected:
-        await reply.adelete()
-        raise
+    await _check_limits(
+        user_id=user_id, tokens=conversation.context_tokens + settings.CLAUDE_MAX_TOKENS
+    )
+    fresh, plan, reply = await database_sync_to_async(_prepare_regenerate)(
+        conversation.pk, message_id
+    )
     await _broadcast(conversation.pk, {"type": "turn.created", "html": render_message(reply)})
-    generation = Generation(reply_id=reply.pk, conversation_id=conversation.pk)
-    generations.start(generation, _run_reply(reply, request, generation))
+    _start(fresh, reply, plan)
     return reply
 
 
-def _prepare_continue(conversation: Conversation, message_id: object):
+def _prepare_continue(conversation_id: int, message_id: object):
     with transaction.atomic():
+        conversation = _locked(conversation_id)
         reply = _latest_reply(conversation, message_id)
         if reply.status not in AFTER_REPLY_STATUSES or not reply.content:
             raise TurnRejected("Only a stopped or interrupted reply with text can be continued.")
-        history = _history(conversation, reply.id - 1)
+        # The partial reply is the final assistant turn: Claude continues it.
+        plan = _plan(
+            conversation,
+            _in_context(conversation, upto_id=reply.id - 1),
+            prefill=reply.content.rstrip(),
+        )
         reply.status = Message.Status.STREAMING
         reply.error_kind = ""
         reply.owner = recovery.PROCESS_ID
         reply.save(update_fields=["status", "error_kind", "owner"])
-    return reply, history
+    return conversation, plan, reply
 
 
 async def turn_continue(*, conversation: Conversation, user_id: int, message_id: object):
     """Ask Claude to carry on from where a cut-off reply stopped, in the same message."""
-    reply, history = await database_sync_to_async(_prepare_continue)(conversation, message_id)
-    # The partial reply is the final assistant turn: Claude continues it.
-    messages = [
-        *build_messages(history),
-        {"role": "assistant", "content": reply.content.rstrip()},
-    ]
-    request = _request(conversation, messages)
+    await _check_limits(
+        user_id=user_id, tokens=conversation.context_tokens + settings.CLAUDE_MAX_TOKENS
+    )
+    fresh, plan, reply = await database_sync_to_async(_prepare_continue)(
+        conversation.pk, message_id
+    )
     await _broadcast(
         conversation.pk,
         {"type": "reply.restarted", "message_id": reply.pk, "html": render_message(reply)},
     )
-    generation = Generation.resuming(
-        reply_id=reply.pk, conversation_id=conversation.pk, text=reply.content
-    )
-    generations.start(generation, _run_reply(reply, request, generation))
+    _start(fresh, reply, plan, text=reply.content)
     return reply

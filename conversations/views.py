@@ -49,6 +49,7 @@ def conversation_detail(request, conversation_id: int) -> HttpResponse:
     context = sidebar_context(request, current=conversation) | {
         "conversation": conversation,
         "messages": newest,
+        "context_start_id": conversation.context_start_id,
     }
     return TemplateResponse(request, "conversations/detail.html", context)
 

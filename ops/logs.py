@@ -89,20 +89,32 @@ class RedactingAdminEmailHandler(AdminEmailHandler):
         super().send_mail(redact(subject), redact(message), *args, **kwargs)
 
 
-# Added to every record, structlog's or stdlib's, before the formatter's processors.
+def drop_formatter_leftovers(logger: Any, method_name: str, event_dict: dict) -> dict:
+    """Drop what an earlier handler's Formatter set on the record (never a real extra)."""
+    event_dict.pop("message", None)
+    event_dict.pop("asctime", None)
+    return event_dict
+
+
+# Added to every event, structlog's or stdlib's, before the formatter's processors.
 SHARED_PROCESSORS: list[Callable] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
-    structlog.stdlib.ExtraAdder(),
     structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+# stdlib records (Django, daphne, libraries) also bring their `extra=` fields.
+FOREIGN_PRE_CHAIN: list[Callable] = [
+    *SHARED_PROCESSORS,
+    structlog.stdlib.ExtraAdder(),
+    drop_formatter_leftovers,
 ]
 
 
 def json_formatter() -> logging.Formatter:
     """One JSON object per line: for production log collectors."""
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=SHARED_PROCESSORS,
+        foreign_pre_chain=FOREIGN_PRE_CHAIN,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -115,7 +127,7 @@ def json_formatter() -> logging.Formatter:
 def console_formatter() -> logging.Formatter:
     """Readable, aligned lines for development."""
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=SHARED_PROCESSORS,
+        foreign_pre_chain=FOREIGN_PRE_CHAIN,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             redact_event,
@@ -138,39 +150,3 @@ def configure_structlog() -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-
-
-def logging_config(*, log_format: str, level: str) -> dict:
-    """The LOGGING dict for settings: stdout in `log_format` (json or console)."""
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "filters": {
-            "redact": {"()": "ops.logs.RedactSecretsFilter"},
-            "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
-        },
-        "formatters": {
-            "json": {"()": "ops.logs.json_formatter"},
-            "console": {"()": "ops.logs.console_formatter"},
-        },
-        "handlers": {
-            "console": {
-                "class": "logging.StreamHandler",
-                "stream": "ext://sys.stdout",
-                "formatter": log_format,
-                "filters": ["redact"],
-            },
-            "mail_admins": {
-                "class": "ops.logs.RedactingAdminEmailHandler",
-                "level": "ERROR",
-                "filters": ["require_debug_false", "redact"],
-            },
-        },
-        "root": {"handlers": ["console"], "level": level},
-        "loggers": {
-            # Django's own console handler would print each line twice; root prints it.
-            "django": {"handlers": ["mail_admins"], "level": level},
-            "httpx2": {"level": "WARNING"},
-            "anthropic": {"level": "WARNING"},
-        },
-    }

@@ -49,16 +49,25 @@ def _pid_alive(pid: int) -> bool:
 
 
 def clean_multiprocess_dir(path: str) -> list[str]:
-    """At start: remove files left by processes that are gone (and by an earlier us)."""
+    """At a process's start: wipe the directory unless another process writing there lives.
+
+    While others run, the counters of every process (dead ones too) must stay, or the merged
+    counters would go backwards; only live gauges (active streams) of processes that are
+    gone are removed. Return the names of the files removed.
+    """
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
+    me = os.getpid()
+    files = [
+        (file, int(match.group(1)))
+        for file in directory.glob("*.db")
+        if (match := _PID_FILE.search(file.name))
+    ]
+    others_alive = {pid for _, pid in files if pid != me and _pid_alive(pid)}
     removed = []
-    for file in directory.glob("*.db"):
-        match = _PID_FILE.search(file.name)
-        if match is None:
-            continue
-        pid = int(match.group(1))
-        if pid == os.getpid() or not _pid_alive(pid):
+    for file, pid in files:
+        stale_live_gauge = file.name.startswith("gauge_live") and pid not in others_alive
+        if not others_alive or stale_live_gauge:
             file.unlink(missing_ok=True)
             removed.append(file.name)
     return removed

@@ -21,6 +21,11 @@ def request_id_for(request: HttpRequest) -> str:
     return given if VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
+def clear_log_context(**kwargs) -> None:
+    """On request_finished: Django logs 4xx/5xx after the middleware, so clear only now."""
+    structlog.contextvars.clear_contextvars()
+
+
 class RequestIdMiddleware:
     """Bind request_id to every log line of the request and echo it as X-Request-ID."""
 
@@ -44,19 +49,13 @@ class RequestIdMiddleware:
         if self.is_async:
             return self._acall(request)
         request_id = self._start(request)
-        try:
-            response = self.get_response(request)
-        finally:
-            structlog.contextvars.clear_contextvars()
+        response = self.get_response(request)
         response[HEADER] = request_id
         return response
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
         request_id = self._start(request)
-        try:
-            response = await self.get_response(request)
-        finally:
-            structlog.contextvars.clear_contextvars()
+        response = await self.get_response(request)
         response[HEADER] = request_id
         return response
 

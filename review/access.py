@@ -79,9 +79,11 @@ def item_for_reviewer(user, item_id: int | str) -> ReviewItem:
 
 def _reply(queryset: QuerySet[Message], message_id: int | str) -> Message:
     try:
-        return queryset.filter(role=Message.Role.ASSISTANT).exclude(
-            status=Message.Status.STREAMING
-        ).get(pk=int(message_id))
+        return (
+            queryset.filter(role=Message.Role.ASSISTANT)
+            .exclude(status=Message.Status.STREAMING)
+            .get(pk=int(message_id))
+        )
     except (Message.DoesNotExist, ValueError, TypeError) as exc:
         raise Http404("No such reply.") from exc
 

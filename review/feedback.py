@@ -19,9 +19,9 @@ def _clean(text: str | None, limit: int) -> str:
 def _withdraw_thumbs_down(reply: Message) -> None:
     """Drop a queue item that only a (now withdrawn) thumbs down put there."""
     item = ReviewItem.objects.filter(message=reply).first()
-    if item is not None and item.is_withdrawable():
-        if not Rating.objects.filter(message=reply, value=Rating.Value.DOWN).exists():
-            item.delete()
+    still_down = Rating.objects.filter(message=reply, value=Rating.Value.DOWN).exists()
+    if item is not None and not still_down and item.is_withdrawable():
+        item.delete()
 
 
 def rate_reply(*, user, reply: Message, value: str, comment: str | None = None) -> Rating:

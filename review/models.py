@@ -266,7 +266,8 @@ class AuditLog(models.Model):
         verbose_name_plural = "audit log"
 
     def __str__(self) -> str:
-        return f"{self.actor_username} · {self.get_view_display()} · {self.created_at:%Y-%m-%d %H:%M}"
+        when = f"{self.created_at:%Y-%m-%d %H:%M}"
+        return f"{self.actor_username} · {self.get_view_display()} · {when}"
 
     @classmethod
     def record(

@@ -54,3 +54,14 @@ async def collect_reply(communicator, *, wait: float = 10) -> dict:
                 deltas.append(html.unescape(text))
         if reply_id is not None and frame.startswith(f'<article id="message-{reply_id}"'):
             return {"reply_id": reply_id, "deltas": deltas, "final": frame, "frames": frames}
+
+
+def plain(messages: list[dict]) -> list[dict]:
+    """API messages with block content (cache breakpoints) flattened back to text."""
+    out = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list):
+            content = "".join(block["text"] for block in content)
+        out.append({"role": message["role"], "content": content})
+    return out

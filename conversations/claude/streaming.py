@@ -141,6 +141,14 @@ async def stream_reply(
                     "cache_read_input_tokens": usage.cache_read_input_tokens or 0,
                     "output_tokens": usage.output_tokens or 0,
                 }
+                breakdown = getattr(usage, "cache_creation", None)
+                if breakdown is not None:
+                    outcome.usage["ephemeral_5m_input_tokens"] = (
+                        breakdown.ephemeral_5m_input_tokens or 0
+                    )
+                    outcome.usage["ephemeral_1h_input_tokens"] = (
+                        breakdown.ephemeral_1h_input_tokens or 0
+                    )
             elif kind == "message_delta":
                 outcome.stop_reason = event.delta.stop_reason or ""
                 # message_delta usage is cumulative: overwrite, never add.
@@ -284,8 +292,17 @@ async def generate_reply(*, request: ReplyRequest, generation: Generation) -> Re
     return outcome
 
 
-def apply_outcome(reply: Message, outcome: ReplyOutcome, text: str) -> list[str]:
-    """Copy the outcome onto the reply; return the fields to save."""
+def apply_outcome(
+    reply: Message, outcome: ReplyOutcome, text: str, *, counted: bool = True
+) -> list[str]:
+    """Copy the outcome onto the reply; return the fields to save.
+
+    A reply's share of later prompts is its output_tokens (when the whole text came from
+    this one call; a continued reply keeps an estimate).
+    """
+    output = outcome.usage.get("output_tokens")
+    reply.tokens = output if counted and output else None
+    reply.tokens_exact = reply.tokens is not None
     reply.content = text
     reply.status = outcome.status
     reply.model = outcome.model
@@ -300,5 +317,5 @@ def apply_outcome(reply: Message, outcome: ReplyOutcome, text: str) -> list[str]
     return [
         "content", "status", "model", "stop_reason", "error_kind", "request_id",
         "input_tokens", "output_tokens", "cache_creation_input_tokens",
-        "cache_read_input_tokens", "finished_at",
+        "cache_read_input_tokens", "finished_at", "tokens", "tokens_exact",
     ]  # fmt: skip

@@ -37,6 +37,19 @@
   document.addEventListener("htmx:wsAfterMessage", function () {
     scrollToEnd();
   });
+  // Messages older than the context start are no longer sent to Claude: mark them.
+  function markContext() {
+    var gauge = document.getElementById("context-gauge");
+    var start = gauge && parseInt(gauge.getAttribute("data-context-start"), 10);
+    if (!start) return;
+    document.querySelectorAll("#messages > .message[data-id]").forEach(function (el) {
+      el.classList.toggle("out-of-context", parseInt(el.getAttribute("data-id"), 10) < start);
+    });
+  }
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "context-gauge") markContext();
+  });
+
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     if (event.detail.target && event.detail.target.id === "composer-text") {
       event.detail.target.focus();

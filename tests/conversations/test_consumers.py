@@ -8,7 +8,7 @@ from conversations.generations import generations
 from conversations.models import Message
 from fakeanthropic import Scripted
 from tests.factories import ConversationFactory
-from tests.sockets import collect_reply, open_socket, send_text
+from tests.sockets import collect_reply, open_socket, plain, send_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,7 +59,7 @@ async def test_usage_of_the_reply_is_stored(user, fake_api):
     assert reply.cache_read_input_tokens == 0
     assert reply.request_id.startswith("req_")
     assert reply.model == "claude-sonnet-4-6"
-    assert sent["body"]["messages"] == [{"role": "user", "content": "Hello"}]
+    assert plain(sent["body"]["messages"]) == [{"role": "user", "content": "Hello"}]
 
 
 async def test_user_message_is_saved_even_when_claude_fails(user, fake_api):
@@ -88,7 +88,7 @@ async def test_history_is_sent_as_whole_turns(user, fake_api):
     await collect_reply(communicator)
     await communicator.disconnect()
 
-    assert fake_api.requests[-1]["body"]["messages"] == [
+    assert plain(fake_api.requests[-1]["body"]["messages"]) == [
         {"role": "user", "content": "First"},
         {"role": "assistant", "content": "One."},
         {"role": "user", "content": "Second"},

@@ -14,7 +14,7 @@ from conversations.models import Message
 from conversations.recovery import sweep_orphaned_replies
 from fakeanthropic import Scripted
 from tests.factories import ConversationFactory, MessageFactory
-from tests.sockets import DELTA_RE, collect_reply, open_socket, send_text
+from tests.sockets import DELTA_RE, collect_reply, open_socket, plain, send_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -106,7 +106,9 @@ async def test_regenerate_writes_a_new_reply_and_keeps_the_old(user, fake_api):
     assert [r.status for r in replies] == ["failed", "complete"]
     assert replies[1].content == "Second try worked."
     assert regenerated["reply_id"] == replies[1].pk
-    assert fake_api.requests[-1]["body"]["messages"] == [{"role": "user", "content": "Question"}]
+    assert plain(fake_api.requests[-1]["body"]["messages"]) == [
+        {"role": "user", "content": "Question"}
+    ]
 
 
 async def test_continue_extends_the_same_reply(user, fake_api):
@@ -126,7 +128,7 @@ async def test_continue_extends_the_same_reply(user, fake_api):
     reply = await Message.objects.aget(pk=cut["reply_id"])
     assert reply.status == "complete"
     assert reply.content == partial + " and the rest."
-    sent = fake_api.requests[-1]["body"]["messages"]
+    sent = plain(fake_api.requests[-1]["body"]["messages"])
     assert sent[-1] == {"role": "assistant", "content": partial.rstrip()}
 
 

@@ -1,0 +1,370 @@
+"""Reserve a call's worst case before it runs, settle it to the real cost after.
+
+The workflow around every call to Claude:
+
+    reservation = await areserve(user=..., model=..., prompt_tokens=..., max_tokens=...,
+                                 purpose=Purpose.CHAT)        # may raise BudgetExceeded
+    ... call Claude ...
+    await asettle(reservation, usage=..., model=..., status=...)   # always, even on failure
+
+A reservation holds its worst case against the user's month and the global month, under a
+row lock on each, so concurrent calls can never together pass a budget. Settling writes the
+ledger row, adds the real cost to both months and releases the hold, in one transaction.
+
+Unpriced models: a model without a price cannot have a known worst case. While any budget
+applies to the call (the user's or the global one), reserve() refuses it (UnpricedModel,
+naming the model); with no budget in force the call runs, holds $0 and its ledger row is
+recorded as unpriced (cost NULL), never billed at a guessed price.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.models import (
+    CallStatus,
+    GlobalMonth,
+    LedgerEntry,
+    Purpose,
+    Reservation,
+    UserBudget,
+    UserMonth,
+    month_start,
+    next_month,
+    utc_day,
+)
+from billing.pricing import price_for
+from billing.rollups import add_to_rollups
+from billing.tokens import Tokens
+from conversations.models import Conversation
+
+WARNING_SHARE = Decimal("0.8")
+HOLD = dt.timedelta(hours=1)
+BATCH_HOLD = dt.timedelta(hours=25)  # batches may take 24 h to end
+
+
+class BudgetExceeded(Exception):
+    """A call was refused before it ran; str() is the message for the user."""
+
+    def __init__(self, message: str, *, scope: str, resets_on: dt.date | None) -> None:
+        super().__init__(message)
+        self.scope = scope  # "user", "global" or "price"
+        self.resets_on = resets_on
+
+
+class UnpricedModel(BudgetExceeded):
+    """The model has no price, so its worst case cannot be held against a budget."""
+
+
+def _limit(value: Any) -> Decimal | None:
+    """A budget amount: None for unlimited (0, empty or unset)."""
+    if value in (None, ""):
+        return None
+    amount = Decimal(str(value))
+    return amount if amount > 0 else None
+
+
+def user_budget(user) -> Decimal | None:
+    """This user's monthly budget in USD: their override, else the default; None = unlimited."""
+    override = list(UserBudget.objects.filter(user=user).values_list("monthly_usd", flat=True))
+    if override:
+        return _limit(override[0])
+    return _limit(settings.BUDGET_USER_MONTHLY_USD)
+
+
+def global_budget() -> Decimal | None:
+    """The monthly cap on all users together; None = unlimited."""
+    return _limit(settings.BUDGET_GLOBAL_MONTHLY_USD)
+
+
+def format_usd(amount: Decimal) -> str:
+    """$1,234.56 from a dollar up; below it up to four decimals ($0.033, $0.0078, $0.50),
+    and micro-dollars below a hundredth of a cent ($0.000027)."""
+    amount = Decimal(amount)
+    if abs(amount) >= 1 or amount == 0:
+        return f"${amount:,.2f}"
+    places = Decimal("0.0001") if abs(amount) >= Decimal("0.0001") else Decimal("0.000001")
+    text = f"{amount.quantize(places, ROUND_HALF_UP):f}".rstrip("0")
+    if len(text.partition(".")[2]) < 2:
+        text = f"{Decimal(text):.2f}"
+    return f"${text}"
+
+
+def format_day(day: dt.date) -> str:
+    return f"{day.day} {day:%B %Y}"
+
+
+def resets_text(month: dt.date) -> str:
+    return f"It resets on {format_day(next_month(month))} (UTC)."
+
+
+def used_up_message(limit: Decimal, month: dt.date) -> str:
+    return f"You have used your {format_usd(limit)} monthly budget. {resets_text(month)}"
+
+
+def warning_message(committed: Decimal, limit: Decimal | None, month: dt.date) -> str:
+    """The 80% warning for the user, or "" below it (committed = spent + in flight)."""
+    if limit is None or committed < limit * WARNING_SHARE:
+        return ""
+    share = min(int(committed * 100 / limit), 100)
+    return (
+        f"You have used {share}% of your {format_usd(limit)} monthly budget "
+        f"(including replies in progress). {resets_text(month)}"
+    )
+
+
+def reserve(
+    *,
+    user,
+    model: str,
+    prompt_tokens: int,
+    max_tokens: int,
+    purpose: str = Purpose.CHAT,
+    batch: bool = False,
+    cache_ttl: str | None = None,
+    at: dt.datetime | None = None,
+) -> Reservation:
+    """Hold the call's worst case against the user's and the global month, or raise BudgetExceeded.
+
+    The worst case is prompt_tokens at the input price (at the 5-minute or 1-hour cache-write
+    price when cache_ttl is "5m"/"1h", since a prompt may be written to the cache) plus
+    max_tokens at the output price, halved for batches, rounded up to the micro-dollar.
+    prompt_tokens must not be an underestimate for the guarantee to hold. The returned
+    reservation's `warning` is the 80% message ("" below 80%).
+    """
+    at = at or timezone.now()
+    month = month_start(utc_day(at))
+    limit = user_budget(user)
+    cap = global_budget()
+    price = price_for(model, at=at)
+    if price is None:
+        if limit is not None or cap is not None:
+            raise UnpricedModel(
+                f"The model {model} has no price yet, so it cannot be used while budgets are "
+                "on. An administrator can add its price.",
+                scope="price",
+                resets_on=None,
+            )
+        amount = Decimal(0)
+    else:
+        amount = price.worst_case(
+            prompt_tokens=prompt_tokens, max_tokens=max_tokens, batch=batch, cache_ttl=cache_ttl
+        )
+    with transaction.atomic():
+        UserMonth.objects.bulk_create([UserMonth(user=user, month=month)], ignore_conflicts=True)
+        GlobalMonth.objects.bulk_create([GlobalMonth(month=month)], ignore_conflicts=True)
+        # Lock order everywhere: the user's month, then the global month.
+        mine = UserMonth.objects.select_for_update().get(user=user, month=month)
+        if limit is not None and mine.committed + amount > limit:
+            raise BudgetExceeded(
+                _refusal(limit=limit, committed=mine.committed, amount=amount, month=month),
+                scope="user",
+                resets_on=next_month(month),
+            )
+        site = GlobalMonth.objects.select_for_update().get(month=month)
+        if cap is not None and site.committed + amount > cap:
+            raise BudgetExceeded(
+                "The site's monthly budget for Claude is used up. " + resets_text(month),
+                scope="global",
+                resets_on=next_month(month),
+            )
+        UserMonth.objects.filter(pk=mine.pk).update(reserved=F("reserved") + amount)
+        GlobalMonth.objects.filter(pk=site.pk).update(reserved=F("reserved") + amount)
+        reservation = Reservation.objects.create(
+            user=user,
+            month=month,
+            amount=amount,
+            model=model,
+            purpose=purpose,
+            batch=batch,
+            priced=price is not None,
+            prompt_tokens=max(prompt_tokens, 0),
+            max_tokens=max(max_tokens, 0),
+            created_at=at,
+            expires_at=at + (BATCH_HOLD if batch else HOLD),
+        )
+    reservation.warning = warning_message(mine.committed + amount, limit, month)
+    return reservation
+
+
+def _refusal(*, limit: Decimal, committed: Decimal, amount: Decimal, month: dt.date) -> str:
+    left = limit - committed
+    if left <= 0:
+        return used_up_message(limit, month)
+    return (
+        f"This request could cost up to {format_usd(amount)}, more than the "
+        f"{format_usd(left)} left of your {format_usd(limit)} monthly budget. "
+        f"{resets_text(month)}"
+    )
+
+
+def _release_hold(reservation: Reservation) -> Decimal:
+    """Delete the reservation; return the amount it held (0 if already released)."""
+    deleted, _ = Reservation.objects.filter(pk=reservation.pk).delete()
+    return reservation.amount if deleted else Decimal(0)
+
+
+def _move(*, user_id: int, month: dt.date, spent: Decimal, released: Decimal) -> None:
+    UserMonth.objects.filter(user_id=user_id, month=month).update(
+        spent=F("spent") + spent, reserved=F("reserved") - released
+    )
+    GlobalMonth.objects.filter(month=month).update(
+        spent=F("spent") + spent, reserved=F("reserved") - released
+    )
+
+
+def settle(
+    reservation: Reservation,
+    *,
+    usage: Mapping[str, Any],
+    model: str,
+    status: str,
+    error_kind: str = "",
+    request_id: str = "",
+    ttft_ms: int | None = None,
+    duration_ms: int | None = None,
+    conversation=None,
+    message_id: int | None = None,
+) -> LedgerEntry:
+    """Write the call's ledger row at its real cost and release its reservation, atomically.
+
+    `model` is the model that answered (the response's); `usage` is the API's usage dict
+    (see Tokens.from_usage); failed and stopped calls pass whatever usage they got ({} if
+    none). Settling twice writes two ledger rows but releases the hold only once.
+    """
+    tokens = Tokens.from_usage(usage)
+    price = price_for(model, at=reservation.created_at)
+    cost = price.cost(tokens, batch=reservation.batch) if price else None
+    savings = price.cache_savings(tokens, batch=reservation.batch) if price else None
+    status = status if status in CallStatus.values else CallStatus.FAILED
+    user_id = reservation.user_id
+    conversation_id = getattr(conversation, "pk", conversation)
+    with transaction.atomic():
+        released = _release_hold(reservation)
+        _move(user_id=user_id, month=reservation.month, spent=cost or Decimal(0), released=released)
+        # The ledger's references are not constraints: drop any deleted meanwhile.
+        if not released and not _exists(get_user_model(), user_id):
+            user_id = None
+        if not _exists(Conversation, conversation_id):
+            conversation_id = message_id = None
+        entry = LedgerEntry.objects.create(
+            user_id=user_id,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            purpose=reservation.purpose,
+            model=model,
+            input_tokens=tokens.input,
+            cache_write_5m_tokens=tokens.cache_write_5m,
+            cache_write_1h_tokens=tokens.cache_write_1h,
+            cache_read_tokens=tokens.cache_read,
+            output_tokens=tokens.output,
+            cost=cost,
+            cache_savings=savings,
+            priced=price is not None,
+            batch=reservation.batch,
+            ttft_ms=_ms(ttft_ms),
+            duration_ms=_ms(duration_ms),
+            status=status,
+            error_kind=error_kind[:40],
+            request_id=request_id[:100],
+            created_at=reservation.created_at,
+        )
+        add_to_rollups(entry)
+    return entry
+
+
+def _exists(model, pk) -> bool:
+    return pk is not None and model.objects.filter(pk=pk).exists()
+
+
+def _ms(value: float | None) -> int | None:
+    return None if value is None else max(round(value), 0)
+
+
+def release(reservation: Reservation) -> None:
+    """Give back a reservation for a call that was never made (no ledger row)."""
+    with transaction.atomic():
+        released = _release_hold(reservation)
+        _move(
+            user_id=reservation.user_id,
+            month=reservation.month,
+            spent=Decimal(0),
+            released=released,
+        )
+
+
+def release_stale_reservations(*, now: dt.datetime | None = None) -> int:
+    """Release holds past their expiry (their process died before settling); return how many."""
+    now = now or timezone.now()
+    count = 0
+    for reservation in Reservation.objects.filter(expires_at__lt=now).order_by("pk").iterator():
+        release(reservation)
+        count += 1
+    return count
+
+
+async def areserve(
+    *,
+    user,
+    model: str,
+    prompt_tokens: int,
+    max_tokens: int,
+    purpose: str = Purpose.CHAT,
+    batch: bool = False,
+    cache_ttl: str | None = None,
+    at: dt.datetime | None = None,
+) -> Reservation:
+    """Async reserve() for the chat turn (the ORM runs in a worker thread)."""
+    return await database_sync_to_async(reserve)(
+        user=user,
+        model=model,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        purpose=purpose,
+        batch=batch,
+        cache_ttl=cache_ttl,
+        at=at,
+    )
+
+
+async def asettle(
+    reservation: Reservation,
+    *,
+    usage: Mapping[str, Any],
+    model: str,
+    status: str,
+    error_kind: str = "",
+    request_id: str = "",
+    ttft_ms: int | None = None,
+    duration_ms: int | None = None,
+    conversation=None,
+    message_id: int | None = None,
+) -> LedgerEntry:
+    """Async settle()."""
+    return await database_sync_to_async(settle)(
+        reservation,
+        usage=usage,
+        model=model,
+        status=status,
+        error_kind=error_kind,
+        request_id=request_id,
+        ttft_ms=ttft_ms,
+        duration_ms=duration_ms,
+        conversation=conversation,
+        message_id=message_id,
+    )
+
+
+async def arelease(reservation: Reservation) -> None:
+    """Async release()."""
+    await database_sync_to_async(release)(reservation)

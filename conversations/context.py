@@ -1,0 +1,220 @@
+"""The conversation manager: which messages go to Claude, within an exact token budget.
+
+Counting. A message's `tokens` is its share of the prompt. An assistant reply's share is its
+`output_tokens`. A user message's share is derived from the API's own usage: after a reply,
+total input T = overhead + Σ(shares of the other messages sent) + share(newest user message),
+so the newest user message's share = T − overhead − Σ(others). The overhead (system prompt,
+document, per-request constant) is learnt the same way whenever the system prompt changes.
+Until a real figure exists a share is an estimate (`tokens_exact` False).
+
+Trimming. The context is the newest whole user→assistant turns, starting with a user turn
+and always holding the newest user message. While the prompt fits the budget the start of
+the context never moves, so every turn reads the previous turn's prefix from the prompt
+cache. When it would not fit, the start jumps forward in one step so that the prompt is at
+most `CONTEXT_TRIM_TARGET` of the budget: the prefix then stays stable for many turns again,
+instead of shifting every turn (and missing the cache every turn) as the guide's manager does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from django.conf import settings
+
+CACHE_CONTROL = {"type": "ephemeral"}
+MESSAGE_OVERHEAD = 4  # tokens around each message in an estimate
+
+
+class Counted(Protocol):
+    id: int
+    role: str
+    tokens: int | None
+    content: str
+
+
+class ContextTooLarge(Exception):
+    """The newest message alone does not fit the conversation's budget."""
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative estimate until the API's figure exists (about 4 characters a token)."""
+    return (len(text) + 2) // 3 + MESSAGE_OVERHEAD
+
+
+def share(message: Counted) -> int:
+    if message.tokens is not None:
+        return message.tokens
+    return estimate_tokens(message.content)
+
+
+def overhead_key(*, model: str, system: str) -> str:
+    """What the learnt overhead depends on; a change means learning it again."""
+    return hashlib.sha256(f"{model}\0{system}".encode()).hexdigest()[:32]
+
+
+def choose_start(
+    messages: Sequence[Counted],
+    *,
+    current_start: int | None,
+    budget: int,
+    overhead: int,
+    target_share: float,
+) -> int:
+    """Index in `messages` (oldest first, newest user last) where the context starts.
+
+    Keeps the current start while everything from it fits the budget; otherwise moves to
+    the oldest user message such that the prompt is within target_share of the budget.
+    """
+    if not messages or messages[-1].role != "user":
+        raise ValueError("the newest message must be the user's")
+    newest = share(messages[-1])
+    if overhead + newest > budget:
+        raise ContextTooLarge(
+            f"This message is about {newest:,} tokens; with the system prompt it does not "
+            f"fit this conversation's budget of {budget:,} tokens. Shorten it or start a "
+            f"conversation with a larger budget."
+        )
+    shares = [share(m) for m in messages]
+    suffix = [0] * (len(messages) + 1)  # suffix[i] = Σ shares of messages[i:]
+    for i in range(len(messages) - 1, -1, -1):
+        suffix[i] = suffix[i + 1] + shares[i]
+
+    def first_user_at_or_after(i: int) -> int:
+        while messages[i].role != "user":
+            i += 1
+        return i
+
+    start = 0
+    if current_start is not None:
+        start = next((i for i, m in enumerate(messages) if m.id >= current_start), 0)
+    start = first_user_at_or_after(start)
+    if overhead + suffix[start] <= budget:
+        return start
+    target = max(int(budget * target_share), overhead + newest)
+    for i in range(start, len(messages)):
+        if messages[i].role == "user" and overhead + suffix[i] <= target:
+            return i
+    return len(messages) - 1
+
+
+def system_blocks(system: str) -> list[dict] | None:
+    """The system prompt as a cached block (the stable head of every request)."""
+    if not system:
+        return None
+    return [{"type": "text", "text": system, "cache_control": CACHE_CONTROL}]
+
+
+def sent_messages(turns: Sequence[Counted]) -> list[Counted]:
+    """The messages actually sent: whole user→assistant turns, then the newest user message.
+
+    A user message answered several times counts its newest reply; an unanswered user
+    message (its reply failed without text) is dropped unless it is the newest.
+    """
+    out: list[Counted] = []
+    pending: Counted | None = None
+    for message in turns:
+        if message.role == "user":
+            pending = message
+        elif message.content:
+            if pending is not None:
+                out += [pending, message]
+                pending = None
+            elif out and out[-1].role == "assistant":
+                out[-1] = message
+    if pending is not None:
+        out.append(pending)
+    return out
+
+
+def plain_messages(turns: Sequence[Counted]) -> list[dict]:
+    """The turns as the API's role/content pairs, without cache breakpoints (exports)."""
+    return [{"role": m.role, "content": m.content} for m in sent_messages(turns)]
+
+
+def api_messages(sent: Sequence[Counted], *, prefill: str | None = None) -> list[dict]:
+    """The API's messages, with a cache breakpoint on the newest one."""
+    out = [{"role": m.role, "content": m.content} for m in sent]
+    if prefill:
+        out.append({"role": "assistant", "content": prefill})
+    if out:
+        last = out[-1]
+        out[-1] = {
+            "role": last["role"],
+            "content": [{"type": "text", "text": last["content"], "cache_control": CACHE_CONTROL}],
+        }
+    return out
+
+
+@dataclass
+class ContextPlan:
+    """One request's context, and what is needed to learn exact counts from its usage."""
+
+    start_id: int
+    messages: list[dict]
+    system: list[dict] | None
+    known_tokens: int  # Σ shares of the sent messages other than the newest user message
+    overhead: int
+    overhead_key: str
+    overhead_known: bool
+    newest_user_estimate: int
+    prompt_estimate: int
+    budget: int
+    trimmed: bool = False
+    learn: bool = True  # False when the last message is a prefill, not the user's
+    newest_user_id: int | None = None
+
+
+def plan_context(
+    *,
+    messages: Sequence[Counted],
+    model: str,
+    system: str,
+    budget: int,
+    current_start: int | None,
+    learnt_overhead: int | None,
+    learnt_overhead_key: str,
+    prefill: str | None = None,
+) -> ContextPlan:
+    """Decide the context of the next request (messages: oldest first, newest user last)."""
+    key = overhead_key(model=model, system=system)
+    known = learnt_overhead is not None and learnt_overhead_key == key
+    overhead = learnt_overhead if known else estimate_tokens(system) + 8
+    index = choose_start(
+        messages,
+        current_start=current_start,
+        budget=budget,
+        overhead=overhead,
+        target_share=settings.CONTEXT_TRIM_TARGET,
+    )
+    turns = messages[index:]
+    sent = sent_messages(turns)
+    newest = share(sent[-1])
+    known_tokens = sum(share(m) for m in sent[:-1])
+    return ContextPlan(
+        start_id=turns[0].id,
+        messages=api_messages(sent, prefill=prefill),
+        system=system_blocks(system),
+        known_tokens=known_tokens,
+        overhead=overhead,
+        overhead_key=key,
+        overhead_known=known,
+        newest_user_estimate=newest,
+        prompt_estimate=overhead + known_tokens + newest,
+        budget=budget,
+        trimmed=current_start is not None and turns[0].id > current_start,
+        learn=prefill is None,
+        newest_user_id=sent[-1].id,
+    )
+
+
+def learn_from_usage(plan: ContextPlan, total_input: int) -> tuple[int, int]:
+    """Return (newest user message's exact share, overhead) from a request's total input."""
+    if plan.overhead_known:
+        return max(1, total_input - plan.overhead - plan.known_tokens), plan.overhead
+    # First request with this system prompt: the newest message keeps its estimate and the
+    # overhead absorbs the rest; every later turn is exact by difference.
+    overhead = max(0, total_input - plan.known_tokens - plan.newest_user_estimate)
+    return plan.newest_user_estimate, overhead

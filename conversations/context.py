@@ -3,7 +3,7 @@
 Counting. A message's `tokens` is its share of the prompt. An assistant reply's share is its
 `output_tokens`. A user message's share is derived from the API's own usage: after a reply,
 total input T = overhead + Σ(shares of the other messages sent) + share(newest user message),
-so the newest user message's share = T − overhead − Σ(others). The overhead (system prompt,
+so the newest user message's share = T - overhead - Σ(others). The overhead (system prompt,
 document, per-request constant) is learnt the same way whenever the system prompt changes.
 Until a real figure exists a share is an estimate (`tokens_exact` False).
 

@@ -1,5 +1,6 @@
 """The conversation manager: budget, whole turns, exact counts, and the prompt cache."""
 
+import itertools
 from dataclasses import dataclass
 
 import anthropic
@@ -54,7 +55,7 @@ def test_context_is_whole_turns_within_budget_with_the_newest_message(sizes, bud
     assert chosen[0].role == "user"  # starts with a user turn
     assert chosen[-1] is messages[-1]  # the newest user message is always there
     roles = [m.role for m in chosen]
-    assert all(a != b for a, b in zip(roles, roles[1:], strict=False))  # whole turns
+    assert all(a != b for a, b in itertools.pairwise(roles))  # whole turns
 
 
 @given(sizes=shares, budget=st.integers(min_value=200, max_value=5000))

@@ -37,7 +37,9 @@ BASE = {
     "print_values": False,
     "legend_at_bottom": True,
     "truncate_legend": 40,
+    "truncate_label": -1,
 }
+HALF = {"width": 560, "height": 340}
 
 
 def _svg(chart: pygal.graph.graph.Graph, *, label: str, nonce: str | None) -> SafeString:
@@ -49,6 +51,10 @@ def _svg(chart: pygal.graph.graph.Graph, *, label: str, nonce: str | None) -> Sa
     return mark_safe(svg)  # noqa: S308 - pygal escapes every label and value it draws
 
 
+def _day(day) -> str:
+    return f"{day.day} {day:%b}"
+
+
 def _sparse_labels(labels: Sequence[str], most: int = 16) -> dict:
     """Show at most `most` x labels so long ranges stay readable."""
     step = max(1, -(-len(labels) // most))
@@ -57,8 +63,8 @@ def _sparse_labels(labels: Sequence[str], most: int = 16) -> dict:
 
 def spend_by_day_chart(rows: list[dict], *, nonce: str | None = None) -> SafeString:
     """Bars: USD spent per day."""
-    labels = [f"{row['day']:%b %d}" for row in rows]
-    chart = pygal.Bar(**BASE, show_legend=False, **_sparse_labels(labels))
+    labels = [_day(row["day"]) for row in rows]
+    chart = pygal.Bar(**BASE | {"width": 1100}, show_legend=False, **_sparse_labels(labels))
     chart.title = "Spend per day (USD)"
     chart.value_formatter = lambda v: f"${v:,.2f}"
     chart.add("Spend", [float(row["cost"]) for row in rows])
@@ -67,7 +73,7 @@ def spend_by_day_chart(rows: list[dict], *, nonce: str | None = None) -> SafeStr
 
 def spend_by_model_chart(rows: list[dict], *, nonce: str | None = None) -> SafeString:
     """Horizontal bars: USD per model."""
-    chart = pygal.HorizontalBar(**BASE | {"height": max(160, 60 + 34 * len(rows))})
+    chart = pygal.HorizontalBar(**BASE | HALF | {"height": max(200, 110 + 36 * len(rows))})
     chart.title = "Spend per model (USD)"
     chart.value_formatter = lambda v: f"${v:,.2f}"
     for row in rows:
@@ -77,8 +83,8 @@ def spend_by_model_chart(rows: list[dict], *, nonce: str | None = None) -> SafeS
 
 def error_rate_chart(rows: list[dict], *, nonce: str | None = None) -> SafeString:
     """Line: share of calls that failed, per day."""
-    labels = [f"{row['day']:%b %d}" for row in rows]
-    chart = pygal.Line(**BASE, show_legend=False, **_sparse_labels(labels))
+    labels = [_day(row["day"]) for row in rows]
+    chart = pygal.Line(**BASE | HALF, show_legend=False, **_sparse_labels(labels, 8))
     chart.title = "Error rate per day (%)"
     chart.value_formatter = lambda v: f"{v:.1f}%"
     chart.add(
@@ -89,8 +95,8 @@ def error_rate_chart(rows: list[dict], *, nonce: str | None = None) -> SafeStrin
 
 def latency_chart(rows: list[dict], *, nonce: str | None = None) -> SafeString:
     """Lines: p50 and p95 of time to first token and of duration, per day, in seconds."""
-    labels = [f"{row['day']:%b %d}" for row in rows]
-    chart = pygal.Line(**BASE, **_sparse_labels(labels))
+    labels = [_day(row["day"]) for row in rows]
+    chart = pygal.Line(**BASE | HALF, **_sparse_labels(labels, 8))
     chart.title = "Latency per day (seconds)"
     chart.value_formatter = lambda v: f"{v:.2f} s"
     for key, name in (

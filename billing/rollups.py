@@ -29,7 +29,7 @@ def entry_totals(entry: LedgerEntry) -> dict[str, int | Decimal]:
     """What one ledger row adds to every rollup it belongs to."""
     return {
         "calls": 1,
-        "errors": 0,
+        "errors": int(entry.is_error),
         "unpriced_calls": int(not entry.priced),
         "input_tokens": entry.input_tokens,
         "cache_write_5m_tokens": entry.cache_write_5m_tokens,

@@ -59,12 +59,12 @@ class DashboardFilters(forms.Form):
         return reports.DateRange(start, end)
 
     @property
-    def sort(self) -> str:
+    def ordering(self) -> str:
         value = (self.cleaned_data.get("sort") if self.is_valid() else "") or "-cost"
         return value if value.lstrip("-") in reports.USER_SORTS else "-cost"
 
     @property
-    def search(self) -> str:
+    def search_text(self) -> str:
         return (self.cleaned_data.get("q") or "").strip() if self.is_valid() else ""
 
 
@@ -83,7 +83,7 @@ def spend_dashboard(request: HttpRequest) -> HttpResponse:
     by_model = reports.spend_by(period, "model")
     latency = reports.latency_by_day(period)
     users = Paginator(
-        reports.spend_by_user(period, search=form.search, sort=form.sort), USERS_PER_PAGE
+        reports.spend_by_user(period, search=form.search_text, sort=form.ordering), USERS_PER_PAGE
     ).get_page(request.GET.get("page"))
     today = utc_day(timezone.now())
     context = admin.site.each_context(request) | {
@@ -98,9 +98,9 @@ def spend_dashboard(request: HttpRequest) -> HttpResponse:
         "latency": reports.latency_overall(period),
         "top_conversations": reports.top_conversations(period),
         "users": users,
-        "sort": form.sort,
-        "headers": _sort_headers(form.sort),
-        "search": form.search,
+        "sort": form.ordering,
+        "headers": _sort_headers(form.ordering),
+        "search": form.search_text,
         "month": reports.month_status(today, global_budget()),
         "charts": {
             "by_day": charts.spend_by_day_chart(by_day, nonce=nonce),
@@ -192,7 +192,7 @@ def _csv_rows(rows) -> Iterator[str]:
 def spend_by_user_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The dashboard's user table (every page, same filters and order) as CSV."""
     form, period = _filters(request)
-    rows = reports.spend_by_user(period, search=form.search, sort=form.sort)
+    rows = reports.spend_by_user(period, search=form.search_text, sort=form.ordering)
     response = StreamingHttpResponse(_csv_rows(rows), content_type="text/csv; charset=utf-8")
     name = f"spend-by-user-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -155,6 +155,8 @@ ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="")
 DEMO_MODE = not ANTHROPIC_API_KEY
 CLAUDE_MODEL = env.str("CLAUDE_MODEL", default="claude-sonnet-4-6")
 CLAUDE_MAX_TOKENS = env.int("CLAUDE_MAX_TOKENS", default=2048)
+TITLE_MODEL = env.str("TITLE_MODEL", default="claude-haiku-4-5")  # writes auto titles
+DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=200_000)
 CLAUDE_TIMEOUT = env.float("CLAUDE_TIMEOUT", default=60.0)
 CLAUDE_MAX_RETRIES = env.int("CLAUDE_MAX_RETRIES", default=2)
 # Our own retries (the SDK's are off): exponential backoff with jitter, retry-after honoured.

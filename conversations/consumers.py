@@ -16,6 +16,7 @@ from conversations.models import Message, aconversation_for_user
 from conversations.turns import (
     TurnRejected,
     turn_continue,
+    turn_edit,
     turn_regenerate,
     turn_start,
     turn_stop,
@@ -107,8 +108,17 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             message_id=frame.get("message_id"),
         )
 
+    async def on_edit(self, frame: dict) -> None:
+        await turn_edit(
+            conversation=self.conversation,
+            user_id=self.scope["user"].pk,
+            message_id=frame.get("message_id"),
+            text=frame.get("text"),
+        )
+
     frame_handlers = {
         "send": on_send,
+        "edit": on_edit,
         "stop": on_stop,
         "regenerate": on_regenerate,
         "continue": on_continue,
@@ -130,7 +140,17 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     # Group events: one handler per event type.
 
     async def turn_created(self, event: dict) -> None:
-        await self.send(text_data=f'<div hx-swap-oob="beforeend:#messages">{event["html"]}</div>')
+        await self.send(
+            text_data=event.get("replaced", "")
+            + f'<div hx-swap-oob="beforeend:#messages">{event["html"]}</div>'
+            + event.get("gauge", "")
+        )
+
+    async def conversation_titled(self, event: dict) -> None:
+        await self.send(
+            text_data=event["html"]
+            + render_to_string("conversations/detail.html#title-input", {"title": event["title"]})
+        )
 
     async def reply_delta(self, event: dict) -> None:
         message_id, text, offset = event["message_id"], event["text"], event["offset"]

@@ -50,9 +50,9 @@ def share(message: Counted) -> int:
     return estimate_tokens(message.content)
 
 
-def overhead_key(*, model: str, system: str) -> str:
+def overhead_key(*, model: str, system: str, document: str = "") -> str:
     """What the learnt overhead depends on; a change means learning it again."""
-    return hashlib.sha256(f"{model}\0{system}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"{model}\0{system}\0{document}".encode()).hexdigest()[:32]
 
 
 def choose_start(
@@ -100,11 +100,18 @@ def choose_start(
     return len(messages) - 1
 
 
-def system_blocks(system: str) -> list[dict] | None:
-    """The system prompt as a cached block (the stable head of every request)."""
-    if not system:
+def document_block(name: str, text: str) -> str:
+    return f'<document name="{name}">\n{text}\n</document>'
+
+
+def system_blocks(system: str, document: str = "") -> list[dict] | None:
+    """System prompt then reference document, cached together (the stable head of every
+    request: many questions against one document read it from the cache)."""
+    blocks = [{"type": "text", "text": text} for text in (system, document) if text]
+    if not blocks:
         return None
-    return [{"type": "text", "text": system, "cache_control": CACHE_CONTROL}]
+    blocks[-1]["cache_control"] = CACHE_CONTROL
+    return blocks
 
 
 def sent_messages(turns: Sequence[Counted]) -> list[Counted]:
@@ -177,11 +184,12 @@ def plan_context(
     learnt_overhead: int | None,
     learnt_overhead_key: str,
     prefill: str | None = None,
+    document: str = "",
 ) -> ContextPlan:
     """Decide the context of the next request (messages: oldest first, newest user last)."""
-    key = overhead_key(model=model, system=system)
+    key = overhead_key(model=model, system=system, document=document)
     known = learnt_overhead is not None and learnt_overhead_key == key
-    overhead = learnt_overhead if known else estimate_tokens(system) + 8
+    overhead = learnt_overhead if known else estimate_tokens(system + document) + 8
     index = choose_start(
         messages,
         current_start=current_start,
@@ -196,7 +204,7 @@ def plan_context(
     return ContextPlan(
         start_id=turns[0].id,
         messages=api_messages(sent, prefill=prefill),
-        system=system_blocks(system),
+        system=system_blocks(system, document),
         known_tokens=known_tokens,
         overhead=overhead,
         overhead_key=key,

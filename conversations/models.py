@@ -23,6 +23,44 @@ ERROR_MESSAGES = {
 }
 
 
+class ChatModelQuerySet(models.QuerySet["ChatModel"]):
+    def enabled(self) -> ChatModelQuerySet:
+        return self.filter(enabled=True).order_by("position", "model_id")
+
+
+class ChatModel(models.Model):
+    """A Claude model users may pick (an admin enables it; its prices live in billing)."""
+
+    model_id = models.CharField(max_length=100, unique=True)
+    label = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    objects = ChatModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["position", "model_id"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Preset(models.Model):
+    """An admin-defined starting point: a system prompt, a model and a reply length."""
+
+    name = models.CharField(max_length=100, unique=True)
+    system_prompt = models.TextField(blank=True, default="")
+    model = models.CharField(max_length=100, blank=True, default="")
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ConversationQuerySet(models.QuerySet["Conversation"]):
     def for_user(self, user) -> ConversationQuerySet:
         """Conversations this user owns."""
@@ -38,12 +76,19 @@ class ConversationQuerySet(models.QuerySet["Conversation"]):
 class Conversation(models.Model):
     """One chat thread, owned by one user."""
 
+    DEFAULT_TITLE = "New conversation"
+
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
     )
-    title = models.CharField(max_length=200, default="New conversation")
+    title = models.CharField(max_length=200, default=DEFAULT_TITLE)
     model = models.CharField(max_length=100, blank=True, default="")
     system_prompt = models.TextField(blank=True, default="")
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    preset = models.ForeignKey(Preset, null=True, blank=True, on_delete=models.SET_NULL)
+    # An attached reference document, sent as a cached system block with every request.
+    document_name = models.CharField(max_length=200, blank=True, default="")
+    document_text = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     # The conversation manager's state (conversations.context), inspectable in the admin.
@@ -82,6 +127,21 @@ class Conversation(models.Model):
     @property
     def effective_model(self) -> str:
         return self.model or settings.CLAUDE_MODEL
+
+    @property
+    def effective_max_tokens(self) -> int:
+        return self.max_tokens or settings.CLAUDE_MAX_TOKENS
+
+    def apply_preset(self, preset: Preset) -> None:
+        """Start from a preset: its system prompt, model and reply length."""
+        self.preset = preset
+        self.system_prompt = preset.system_prompt
+        self.model = preset.model
+        self.max_tokens = preset.max_tokens
+
+    def attach_document(self, name: str, text: str) -> None:
+        self.document_name = name[:200]
+        self.document_text = text
 
     @property
     def budget(self) -> int:
@@ -147,6 +207,7 @@ class Message(models.Model):
     # For a reply: the first message that was in the context sent to Claude, and the
     # system prompt used (the conversation's may change later).
     context_start_id = models.BigIntegerField(null=True, blank=True)
+    edited = models.BooleanField(default=False)
     # The process generating a streaming reply (to find replies orphaned by a crash).
     owner = models.CharField(max_length=100, blank=True, default="")
     system_prompt = models.TextField(blank=True, default="")

@@ -13,7 +13,7 @@ from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from conversations import context, recovery, streambuffer, throttle
+from conversations import context, recovery, streambuffer, throttle, titles
 from conversations.claude.streaming import (
     ReplyRequest,
     apply_outcome,
@@ -85,6 +85,9 @@ def _plan(conversation: Conversation, messages: list[Message], prefill: str | No
             learnt_overhead=conversation.prompt_overhead_tokens,
             learnt_overhead_key=conversation.prompt_overhead_key,
             prefill=prefill,
+            document=context.document_block(conversation.document_name, conversation.document_text)
+            if conversation.document_text
+            else "",
         )
     except context.ContextTooLarge as exc:
         raise TurnRejected(str(exc)) from exc
@@ -134,7 +137,7 @@ def _create_turn(conversation_id: int, text: str):
 def _request(conversation: Conversation, plan: context.ContextPlan) -> ReplyRequest:
     return ReplyRequest(
         model=conversation.effective_model,
-        max_tokens=settings.CLAUDE_MAX_TOKENS,
+        max_tokens=conversation.effective_max_tokens,
         messages=plan.messages,
         system=plan.system,
     )
@@ -166,7 +169,7 @@ async def turn_start(*, conversation: Conversation, user_id: int, text: object) 
         user_id=user_id,
         tokens=conversation.context_tokens
         + context.estimate_tokens(text)
-        + settings.CLAUDE_MAX_TOKENS,
+        + conversation.effective_max_tokens,
     )
     fresh, plan, user_message, reply = await database_sync_to_async(_create_turn)(
         conversation.pk, text
@@ -213,6 +216,34 @@ async def _run_reply(
             "gauge": render_gauge(conversation),
         },
     )
+    if reply.status == Message.Status.COMPLETE and (
+        conversation.title == Conversation.DEFAULT_TITLE
+    ):
+        await _name_conversation(conversation, reply)
+
+
+async def _name_conversation(conversation: Conversation, reply: Message) -> None:
+    """After the first reply, a cheap model writes the title (users can still rename)."""
+    question = (
+        await conversation.messages.filter(role=Message.Role.USER, id__lt=reply.pk)
+        .values_list("content", flat=True)
+        .order_by("-id")
+        .afirst()
+    )
+    title, _response = await titles.generate_title(question=question or "", answer=reply.content)
+    if title and await titles.save_title(conversation.pk, title):
+        conversation.title = title
+        await _broadcast(
+            conversation.pk,
+            {
+                "type": "conversation.titled",
+                "html": render_to_string(
+                    "conversations/list.html#sidebar-item",
+                    {"item": conversation, "current": conversation},
+                ).strip(),
+                "title": title,
+            },
+        )
 
 
 def _count_turn(conversation: Conversation, plan: context.ContextPlan, outcome) -> None:
@@ -277,12 +308,59 @@ def _prepare_regenerate(conversation_id: int, message_id: object):
 async def turn_regenerate(*, conversation: Conversation, user_id: int, message_id: object):
     """Write a new reply to the same user message; the old reply stays viewable."""
     await _check_limits(
-        user_id=user_id, tokens=conversation.context_tokens + settings.CLAUDE_MAX_TOKENS
+        user_id=user_id, tokens=conversation.context_tokens + conversation.effective_max_tokens
     )
     fresh, plan, reply = await database_sync_to_async(_prepare_regenerate)(
         conversation.pk, message_id
     )
     await _broadcast(conversation.pk, {"type": "turn.created", "html": render_message(reply)})
+    _start(fresh, reply, plan)
+    return reply
+
+
+def _prepare_edit(conversation_id: int, message_id: object, text: str):
+    with transaction.atomic():
+        conversation = _locked(conversation_id)
+        try:
+            message = conversation.messages.get(pk=int(message_id), role=Message.Role.USER)
+        except (Message.DoesNotExist, TypeError, ValueError) as exc:
+            raise TurnRejected("That message no longer exists.") from exc
+        later = conversation.messages.filter(id__gt=message.id)
+        if later.filter(role=Message.Role.USER).exists():
+            raise TurnRejected("Only your latest message can be edited.")
+        if later.filter(status=Message.Status.STREAMING).exists():
+            raise TurnRejected("Stop the reply (or let it finish) before editing.")
+        message.content = text
+        message.edited = True
+        message.tokens = context.estimate_tokens(text)
+        message.tokens_exact = False
+        message.save(update_fields=["content", "edited", "tokens", "tokens_exact"])
+        plan = _plan(conversation, _in_context(conversation, upto_id=message.id))
+        reply = _new_reply(conversation, plan, timezone.now())
+        _move_context(conversation, plan, timezone.now())
+    return conversation, plan, message, reply
+
+
+async def turn_edit(
+    *, conversation: Conversation, user_id: int, message_id: object, text: object
+) -> Message:
+    """Change the latest user message and answer it again; earlier replies stay viewable."""
+    text = clean_text(text)
+    await _check_limits(
+        user_id=user_id,
+        tokens=conversation.context_tokens + conversation.effective_max_tokens,
+    )
+    fresh, plan, message, reply = await database_sync_to_async(_prepare_edit)(
+        conversation.pk, message_id, text
+    )
+    await _broadcast(
+        conversation.pk,
+        {
+            "type": "turn.created",
+            "html": render_message(reply),
+            "replaced": render_message(message),
+        },
+    )
     _start(fresh, reply, plan)
     return reply
 
@@ -309,7 +387,7 @@ def _prepare_continue(conversation_id: int, message_id: object):
 async def turn_continue(*, conversation: Conversation, user_id: int, message_id: object):
     """Ask Claude to carry on from where a cut-off reply stopped, in the same message."""
     await _check_limits(
-        user_id=user_id, tokens=conversation.context_tokens + settings.CLAUDE_MAX_TOKENS
+        user_id=user_id, tokens=conversation.context_tokens + conversation.effective_max_tokens
     )
     fresh, plan, reply = await database_sync_to_async(_prepare_continue)(
         conversation.pk, message_id

@@ -35,7 +35,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .replies import DIRECTIVE_RE, demo_reply, filler_reply, long_reply
+from .replies import DIRECTIVE_RE, demo_reply, filler_reply, long_reply, strip_directives
+from .structured import schema_of, structured_reply
 from .tokens import last_user_text, split_tokens
 
 ERROR_TYPES = {
@@ -177,8 +178,11 @@ def make_plan(body: dict[str, Any], scripted: Scripted | None) -> Plan:
     script = from_directives(found)
     if scripted is not None:
         script = script.merged(scripted)
+    schema = schema_of(body)
     if script.text is not None:
         text = script.text
+    elif schema is not None:
+        text = structured_reply(schema, strip_directives(prompt))
     elif script.tokens is not None:
         text = filler_reply(script.tokens)
     elif "long" in found:

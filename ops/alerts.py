@@ -71,13 +71,13 @@ def _notify(stats: window.WindowStats) -> None:
     )
     failures = window.recent_failures(limit=10)
     lines = [
-        f"{stats.errors} of the last {stats.calls} calls to Claude failed "
-        f"({rate:.0%}) in the last {stats.seconds} seconds; the alert threshold is "
+        f"{stats.errors} of the last {stats.calls} calls to Claude failed ({rate:.0%}) in the "
+        f"last {stats.seconds} seconds; the alert threshold is "
         f"{settings.ALERT_ERROR_RATE:.0%}.",
         "",
-        "You get this mail once per incident; another comes only after the error rate has",
-        "dropped below the threshold and risen again. The admin's Operations panel shows",
-        "the live picture.",
+        "This mail comes once per incident: the next one only after the error rate has dropped "
+        "below the threshold and risen again. The Operations panel in the admin shows the "
+        "live picture.",
         "",
         "Recent failures (kind, model, request id):",
         *(

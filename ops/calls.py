@@ -65,10 +65,7 @@ def log_claude_call(
     (logger.warning if error else logger.info)("claude.call", **event)
     try:
         window.record(
-            {
-                key: event[key]
-                for key in ("request_id", "model", "purpose", "status", "error_kind")
-            }
+            {key: event[key] for key in ("request_id", "model", "purpose", "status", "error_kind")}
             | {"ttft_ms": ttft_ms, "duration_ms": duration_ms},
             error=error,
         )

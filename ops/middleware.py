@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -10,7 +12,11 @@ import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
+logger = structlog.get_logger("ops.http")
+
 HEADER = "X-Request-ID"
+# Probes and scrapes: logged at DEBUG, so they do not drown the access log.
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # Accept a caller's id only when it is short and plain, so it cannot forge log lines.
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
@@ -26,8 +32,21 @@ def clear_log_context(**kwargs) -> None:
     structlog.contextvars.clear_contextvars()
 
 
+def log_request(request: HttpRequest, response: HttpResponse, started: float) -> None:
+    """One access-log event per request (path without its query string)."""
+    level = logging.DEBUG if request.path in QUIET_PATHS else logging.INFO
+    logger.log(
+        level,
+        "http.request",
+        method=request.method,
+        path=request.path,
+        status=response.status_code,
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
+
+
 class RequestIdMiddleware:
-    """Bind request_id to every log line of the request and echo it as X-Request-ID."""
+    """Bind request_id to every log line of the request, echo it as X-Request-ID, log it."""
 
     sync_capable = True
     async_capable = True
@@ -48,15 +67,19 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
         if self.is_async:
             return self._acall(request)
+        started = time.monotonic()
         request_id = self._start(request)
         response = self.get_response(request)
         response[HEADER] = request_id
+        log_request(request, response, started)
         return response
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
+        started = time.monotonic()
         request_id = self._start(request)
         response = await self.get_response(request)
         response[HEADER] = request_id
+        log_request(request, response, started)
         return response
 
 

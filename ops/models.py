@@ -9,3 +9,6 @@ class OperationsPanel(models.Model):
         default_permissions = ()
         verbose_name = "operations panel"
         verbose_name_plural = "operations panel"
+
+    def __str__(self) -> str:
+        return "Operations panel"

@@ -38,9 +38,7 @@ def panel_context() -> dict:
         },
         "breaker": health.breaker_state() or "closed",
         "failures": failures,
-        "incident_since": (
-            datetime.fromtimestamp(incident["since"], tz=UTC) if incident else None
-        ),
+        "incident_since": (datetime.fromtimestamp(incident["since"], tz=UTC) if incident else None),
         "alert_threshold_percent": round(settings.ALERT_ERROR_RATE * 100),
         "alert_min_calls": settings.ALERT_MIN_CALLS,
     }

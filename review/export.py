@@ -10,7 +10,7 @@ from typing import TextIO
 from django.db.models import Prefetch, Q, QuerySet
 
 from conversations.models import Message
-from conversations.turns import build_messages
+from conversations.context import plain_messages
 from review.costs import reply_costs
 from review.models import Flag, Rating, ReviewItem
 
@@ -56,7 +56,7 @@ def reply_record(reply: Message, cost=None) -> dict:
         "status": reply.status,
         "stop_reason": reply.stop_reason,
         "system_prompt": reply.system_prompt,
-        "context": build_messages(context),
+        "context": plain_messages(context),
         "context_message_ids": [message.pk for message in context],
         "reply": reply.content,
         "usage": {
@@ -99,7 +99,7 @@ def _chunks(replies: QuerySet[Message]) -> Iterator[list[Message]]:
 
 
 def jsonl_lines(replies: QuerySet[Message]) -> Iterable[str]:
-    """Serialise replies one line at a time (streams; never holds the whole export)."""
+    """Serialise replies one line at a time, a chunk of rows from the database at a time."""
     for chunk in _chunks(replies):
         costs = reply_costs([reply.pk for reply in chunk])
         for reply in chunk:

@@ -11,7 +11,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from conversations.turns import build_messages
+from conversations.context import plain_messages
 from review.access import is_reviewer, item_for_reviewer, transcript_for_staff
 from review.costs import reply_cost
 from review.feedback import flag_reply
@@ -74,7 +74,7 @@ def _item_page(request, item: ReviewItem, *, status: int = 200, **forms) -> Http
         "ratings": reply.ratings.select_related("user").order_by("id"),
         "flags": item.flags.select_related("created_by").order_by("id"),
         "system_prompt": reply.system_prompt,
-        "sent_messages": build_messages(context_messages),
+        "sent_messages": plain_messages(context_messages),
         "context_ids": {message.pk for message in context_messages},
         "window": [*reversed(before), reply, *after],
         "cost": reply_cost(reply.pk),

@@ -21,6 +21,20 @@
     }
   });
 
+  // Copy a reply's raw markdown.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button.copy[data-copy-url]");
+    if (!button) return;
+    fetch(button.getAttribute("data-copy-url"), {credentials: "same-origin"})
+      .then(function (response) { return response.text(); })
+      .then(function (text) { return navigator.clipboard.writeText(text); })
+      .then(function () {
+        button.textContent = "Copied";
+        setTimeout(function () { button.textContent = "Copy"; }, 1500);
+      })
+      .catch(function () { button.textContent = "Copy failed"; });
+  });
+
   document.addEventListener("submit", function (event) {
     var question = event.target.getAttribute("data-confirm");
     if (question && !window.confirm(question)) event.preventDefault();

@@ -115,4 +115,3 @@ def test_readyz_is_503_with_unapplied_migrations(client):
     assert response.status_code == 503
     detail = response.json()["checks"]["migrations"]["detail"]
     assert detail == "1 unapplied migrations: ops.0001_initial"
-

@@ -108,6 +108,19 @@ def test_request_id_is_echoed_and_bound_to_the_request_log(client, log_output):
     assert line["level"] == "warning"
 
 
+@pytest.mark.django_db
+def test_each_request_is_logged_once_with_status_and_duration(client, log_output):
+    user = UserFactory()
+    client.force_login(user)
+    client.get("/?page=2&secret=x", headers={"x-request-id": "access-1"})
+    [line] = [e for e in json_lines(log_output()) if e["event"] == "http.request"]
+    assert line["request_id"] == "access-1"
+    assert line["user_id"] == user.pk
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/", 200)
+    assert line["level"] == "info"
+    assert isinstance(line["duration_ms"], int)
+
+
 def test_a_request_without_an_id_gets_a_fresh_one(client):
     first = client.get("/healthz")["X-Request-ID"]
     second = client.get("/healthz")["X-Request-ID"]

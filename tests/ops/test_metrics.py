@@ -52,9 +52,7 @@ def test_a_call_adds_its_tokens_cost_and_latencies(client, metrics_token, model)
     assert sample(text, "chatsite_claude_duration_seconds_count", model=model) == 2
     assert sample(text, "chatsite_claude_duration_seconds_sum", model=model) == pytest.approx(4.2)
     assert (
-        sample(
-            text, "chatsite_claude_calls_total", model=model, purpose="chat", status="complete"
-        )
+        sample(text, "chatsite_claude_calls_total", model=model, purpose="chat", status="complete")
         == 2
     )
 
@@ -62,9 +60,7 @@ def test_a_call_adds_its_tokens_cost_and_latencies(client, metrics_token, model)
 def test_a_failed_call_counts_as_an_error_of_its_kind(client, metrics_token, model):
     before = sample(scrape(client), "chatsite_claude_errors_total", kind="overloaded")
     log_claude_call(
-        **call(
-            model, usage={}, cost=None, ttft_ms=None, status="failed", error_kind="overloaded"
-        )
+        **call(model, usage={}, cost=None, ttft_ms=None, status="failed", error_kind="overloaded")
     )
     text = scrape(client)
 

@@ -97,6 +97,6 @@ def test_panel_refresh_returns_only_the_fragment(staff_client):
 
 def test_empty_panel_says_so(staff_client):
     html = staff_client.get(PANEL).content.decode()
-    assert metric(html, "error-rate") == "–"
+    assert metric(html, "error-rate") == "\N{EN DASH}"
     assert "No failures recorded." in html
     assert metric(html, "breaker") == "closed"

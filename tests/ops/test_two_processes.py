@@ -1,8 +1,11 @@
-"""Two real daphne processes on one Postgres and one Redis, as docker-compose runs web1/web2."""
+"""Two real daphne processes on one Postgres and one Redis behind deploy/nginx.conf, as
+docker-compose runs web1, web2 and proxy."""
 
 import asyncio
+import http.cookiejar
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -45,7 +48,7 @@ def _get(url: str, token: str | None = None) -> tuple[int, str]:
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
@@ -95,13 +98,59 @@ def webs(django_db_setup, django_db_blocker, fake_server, tmp_path_factory):
     redis.Redis.from_url(REDIS_URL).flushdb()
 
 
+NGINX_MAIN = """
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 128; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    include {dir}/chatsite.conf;
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def proxy(webs, tmp_path_factory):
+    """nginx with deploy/nginx.conf, its upstreams pointed at the two processes."""
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    assert nginx, "nginx (Debian's nginx-light) is installed by `make test`"
+    directory = tmp_path_factory.mktemp("nginx")
+    port = _free_port()
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    site = site.replace("web1:8000", webs[0]).replace("web2:8000", webs[1])
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    (directory / "chatsite.conf").write_text(site)
+    (directory / "nginx.conf").write_text(NGINX_MAIN.format(dir=directory))
+    process = subprocess.Popen(
+        [nginx, "-p", str(directory), "-e", str(directory / "error.log"),
+         "-c", str(directory / "nginx.conf"), "-g", "daemon off;"]
+    )  # fmt: skip
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if _get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError("nginx did not start: " + (directory / "error.log").read_text())
+        time.sleep(0.1)
+    yield f"127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=20)
+
+
 class Socket:
     """A websockets connection with the WebsocketCommunicator call that collect_reply uses."""
 
     def __init__(self, ws) -> None:
         self.ws = ws
 
-    async def receive_from(self, timeout: float = 10) -> str:
+    async def receive_from(self, timeout: float = 10) -> str:  # noqa: ASYNC109 (same API)
         return await asyncio.wait_for(self.ws.recv(), timeout)
 
     async def send(self, frame: dict) -> None:
@@ -170,7 +219,7 @@ async def test_a_reply_streams_to_a_tab_on_the_other_process(webs, chat, fake_ap
 @needs_wiring
 async def test_each_process_counts_its_own_calls(webs, chat, fake_api):
     user, conversation = chat
-    web1, web2 = webs
+    web1 = webs[0]
     before = [await scrape(host) for host in webs]
     fake_api.script(Scripted(text="Counted.", output_tokens=11))
     async with chat_socket(web1, user, conversation.pk) as socket:
@@ -189,7 +238,7 @@ async def test_each_process_counts_its_own_calls(webs, chat, fake_api):
 @needs_wiring
 async def test_active_streams_are_counted_where_they_run(webs, chat, fake_api):
     user, conversation = chat
-    web1, web2 = webs
+    web1 = webs[0]
     fake_api.script(Scripted(tokens=400, tokens_per_second=20))  # ~20 s unless stopped
     async with chat_socket(web1, user, conversation.pk) as socket:
         await socket.send({"text": "Take your time"})
@@ -205,3 +254,59 @@ async def test_active_streams_are_counted_where_they_run(webs, chat, fake_api):
     assert sample(during[0], "chatsite_active_streams") == 1
     assert sample(during[1], "chatsite_active_streams") == 0
     assert sample(after[0], "chatsite_active_streams") == 0
+
+
+async def test_chats_stream_through_the_proxy(proxy, chat, fake_api):
+    user, conversation = chat
+    fake_api.script(*[Scripted(tokens=30, tokens_per_second=200) for _ in range(2)])
+    async with (  # two sockets at once: least_conn sends them to different processes
+        chat_socket(proxy, user, conversation.pk) as first,
+        chat_socket(proxy, user, conversation.pk) as second,
+    ):
+        for socket in (first, second):
+            await socket.send({"text": "Through nginx"})
+            result = await collect_reply(socket)
+            assert len(result["deltas"]) >= 2  # streamed, not buffered by the proxy
+
+
+def _post_through(proxy: str, user_cookie: str, path: str) -> int:
+    """A browser's form POST: session cookie, CSRF token and an Origin with the port."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    opener.addheaders = [("Cookie", f"sessionid={user_cookie}")]
+    opener.open(f"http://{proxy}/")
+    csrf = next(c.value for c in jar if c.name == "csrftoken")
+    request = urllib.request.Request(
+        f"http://{proxy}{path}",
+        data=b"",
+        headers={"X-CSRFToken": csrf, "Origin": f"http://{proxy}",
+                 "Cookie": f"sessionid={user_cookie}; csrftoken={csrf}"},
+    )  # fmt: skip
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        return opener.open(request).status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+async def test_forms_pass_the_csrf_origin_check_through_the_proxy(proxy, chat):
+    user, _ = chat
+    cookie = await session_cookie(user)
+    status = await asyncio.to_thread(_post_through, proxy, cookie, "/c/new/")
+    assert status == 302  # a new conversation; 403 if the proxy dropped the Host's port
+
+
+async def test_the_proxy_keeps_a_callers_request_id(proxy, transactional_db):
+    def get_readyz():
+        request = urllib.request.Request(
+            f"http://{proxy}/readyz", headers={"X-Request-ID": "lb-7f3e"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers["X-Request-ID"]
+
+    assert await asyncio.to_thread(get_readyz) == (200, "lb-7f3e")

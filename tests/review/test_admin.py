@@ -25,6 +25,14 @@ def test_admin_sees_the_audit_log(client, admin, row):
     assert detail.status_code == 200
 
 
+def test_admin_searches_the_audit_log_by_name_or_id(client, admin, row):
+    client.force_login(admin)
+    url = reverse("admin:review_auditlog_changelist")
+    assert row.actor_username in client.get(url, {"q": row.actor_username}).content.decode()
+    assert client.get(url, {"q": "7"}).context["cl"].result_count == 1
+    assert client.get(url, {"q": "nobody-at-all"}).context["cl"].result_count == 0
+
+
 def test_the_audit_log_cannot_be_added_changed_or_deleted(client, admin, row):
     client.force_login(admin)
     assert client.get(reverse("admin:review_auditlog_add")).status_code == 403

@@ -1,0 +1,144 @@
+"""The floor for `cpu_ms_per_1k_tokens`: a minimal WebSocket relay of the same stream.
+
+Same SDK call (`messages.create(stream=True)`, one client per process), same fake API,
+same coalescing as conversations.claude.streaming.DeltaRelay (the first frame at once, then
+at most STREAM_FRAMES_PER_SECOND), the same HTML delta frames and a final
+`<article ... data-status=...>` frame; no database, no channel layer, no auth, no
+templates or markdown. Served by daphne like the app:
+
+    daphne -b 127.0.0.1 -p PORT bench.bare_relay:application
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import itertools
+import json
+import os
+
+import anthropic
+
+FRAMES_PER_SECOND = float(os.environ.get("STREAM_FRAMES_PER_SECOND", "20"))
+MODEL = os.environ.get("CLAUDE_MODEL", "claude-sonnet-4-6")
+_ids = itertools.count(1)
+_clients: dict[int, anthropic.AsyncAnthropic] = {}
+
+
+def client() -> anthropic.AsyncAnthropic:
+    loop = id(asyncio.get_running_loop())
+    if loop not in _clients:
+        _clients[loop] = anthropic.AsyncAnthropic(
+            api_key=os.environ["ANTHROPIC_API_KEY"],
+            base_url=os.environ["ANTHROPIC_BASE_URL"],
+            max_retries=0,
+            timeout=60,
+        )
+    return _clients[loop]
+
+
+class Coalescer:
+    """DeltaRelay's pacing, sending straight to the socket."""
+
+    def __init__(self, send, reply_id: int) -> None:
+        self.send = send
+        self.head = f'<div hx-swap-oob="beforeend:#message-{reply_id}-stream">'
+        self.interval = 1.0 / FRAMES_PER_SECOND
+        self.pending: list[str] = []
+        self.ready = asyncio.Event()
+        self.closed = False
+
+    def push(self, text: str) -> None:
+        self.pending.append(text)
+        self.ready.set()
+
+    async def flush(self) -> None:
+        if self.pending:
+            text = "".join(self.pending)
+            self.pending.clear()
+            await self.send(
+                {"type": "websocket.send", "text": f"{self.head}{html.escape(text)}</div>"}
+            )
+
+    async def run(self) -> None:
+        while not self.closed:
+            await self.ready.wait()
+            self.ready.clear()
+            await self.flush()
+            await asyncio.sleep(self.interval)
+        await self.flush()
+
+    def close(self) -> None:
+        self.closed = True
+        self.ready.set()
+
+
+async def relay(send, text: str) -> None:
+    reply_id = next(_ids)
+    await send(
+        {
+            "type": "websocket.send",
+            "text": f'<div hx-swap-oob="beforeend:#messages"><article id="message-{reply_id}" '
+            f'data-status="streaming"><div id="message-{reply_id}-stream"></div></article></div>',
+        }
+    )
+    coalescer = Coalescer(send, reply_id)
+    pacing = asyncio.create_task(coalescer.run())
+    parts: list[str] = []
+    status = "complete"
+    try:
+        stream = await client().messages.create(
+            model=MODEL,
+            max_tokens=2048,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}
+                    ],
+                }
+            ],
+            stream=True,
+        )
+        async with stream:
+            async for event in stream:
+                if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    parts.append(event.delta.text)
+                    coalescer.push(event.delta.text)
+    except Exception:
+        status = "failed"
+    finally:
+        coalescer.close()
+        await pacing
+    body = html.escape("".join(parts))
+    await send(
+        {
+            "type": "websocket.send",
+            "text": f'<article id="message-{reply_id}" data-status="{status}">{body}</article>',
+        }
+    )
+
+
+async def application(scope, receive, send) -> None:
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["type"] != "websocket":
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    running: set[asyncio.Task] = set()
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            break
+        if message["type"] == "websocket.receive" and message.get("text"):
+            task = asyncio.create_task(relay(send, json.loads(message["text"])["text"]))
+            running.add(task)
+            task.add_done_callback(running.discard)
+    if running:
+        await asyncio.gather(*running, return_exceptions=True)

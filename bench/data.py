@@ -1,0 +1,82 @@
+"""Rows the benchmarks need in the bench database: users, sessions, conversations, history.
+
+Sync ORM code: call it before the event loop starts or through asyncio.to_thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import connections, transaction
+from django.test import Client
+from django.utils import timezone
+
+from conversations.models import Conversation, Message
+
+USER_PREFIX = "bench-"
+
+
+@dataclass(frozen=True)
+class BenchUser:
+    id: int
+    username: str
+    cookie: str  # the session cookie value
+
+
+def reset() -> None:
+    """Remove what earlier runs left (bench users and everything they own)."""
+    User = get_user_model()
+    users = User.objects.filter(username__startswith=USER_PREFIX)
+    Message.objects.filter(conversation__user__in=users).delete()
+    Conversation.objects.filter(user__in=users).delete()
+    users.delete()
+    connections.close_all()
+
+
+def make_user(name: str) -> BenchUser:
+    """A user with a logged-in session, as a browser that signed in has."""
+    User = get_user_model()
+    user, _ = User.objects.get_or_create(username=USER_PREFIX + name)
+    client = Client()
+    client.force_login(user)
+    return BenchUser(user.pk, user.username, client.cookies["sessionid"].value)
+
+
+def make_conversations(user: BenchUser, count: int, **fields: object) -> list[int]:
+    """`count` empty conversations of this user, made in one INSERT; their ids in order."""
+    now = timezone.now()
+    rows = [
+        Conversation(user_id=user.id, title=f"bench {i}", created_at=now, updated_at=now, **fields)
+        for i in range(count)
+    ]
+    return [c.pk for c in Conversation.objects.bulk_create(rows, batch_size=2000)]
+
+
+def add_history(conversation_id: int, count: int, *, words: int = 40) -> None:
+    """`count` earlier complete messages (user/assistant alternating, ending on a reply).
+
+    Each carries an exact token share as if the manager had learnt it, so the history is
+    what a long-lived conversation looks like.
+    """
+    sentence = " ".join(f"word{i % 97}" for i in range(words))
+    now = timezone.now()
+    rows = []
+    for i in range(count):
+        assistant = (count - 1 - i) % 2 == 0  # the newest one is a reply
+        rows.append(
+            Message(
+                conversation_id=conversation_id,
+                role=Message.Role.ASSISTANT if assistant else Message.Role.USER,
+                content=f"{i}: {sentence}",
+                tokens=words * 2,
+                tokens_exact=True,
+                status=Message.Status.COMPLETE,
+                model="claude-sonnet-4-6" if assistant else "",
+                output_tokens=words * 2 if assistant else None,
+                created_at=now,
+                finished_at=now if assistant else None,
+            )
+        )
+    with transaction.atomic():
+        Message.objects.bulk_create(rows, batch_size=5000)

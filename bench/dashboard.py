@@ -144,7 +144,7 @@ def measure(requests: int) -> dict:
     from bench.harness import percentile, summary
 
     admin = get_user_model().objects.create_superuser("bench-admin", "admin@example.com", None)
-    client = Client()
+    client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(admin)
     today = timezone.now().astimezone(dt.UTC).date()
 

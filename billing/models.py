@@ -415,7 +415,8 @@ class ConversationSpend(Totals):
             )
         ]
         indexes = [
-            models.Index(fields=["user", "grain", "period"], name="conversationspend_user")
+            models.Index(fields=["user", "grain", "period"], name="conversationspend_user"),
+            models.Index(fields=["grain", "period", "-cost"], name="conversationspend_top"),
         ]
 
 

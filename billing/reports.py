@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.db.models import F, Q, QuerySet, Sum
 
 from billing.models import (
@@ -28,36 +29,56 @@ ONE_DAY = dt.timedelta(days=1)
 
 @dataclass(frozen=True)
 class DateRange:
-    """Whole UTC days from start to end, both included."""
+    """Whole UTC days from start to end, both included.
+
+    `data_until` is the last day that can hold calls (today): a month the range covers from
+    its first day to that day is read from the month rollup, not day by day.
+    """
 
     start: dt.date
     end: dt.date
+    data_until: dt.date | None = field(default=None, compare=False)
 
     @classmethod
-    def month_of(cls, day: dt.date) -> DateRange:
+    def month_of(cls, day: dt.date, *, data_until: dt.date | None = None) -> DateRange:
         first = month_start(day)
-        return cls(first, next_month(first) - ONE_DAY)
+        return cls(first, next_month(first) - ONE_DAY, data_until)
 
     @property
     def days(self) -> list[dt.date]:
         return [self.start + ONE_DAY * i for i in range((self.end - self.start).days + 1)]
 
-    def periods(self) -> Q:
-        """Rollup rows covering the range: whole months at month grain, the rest by day."""
-        condition = Q()
-        whole_months = []
+    def parts(self) -> list[tuple[str, dt.date, dt.date]]:
+        """(grain, first, last) pieces of rollup rows that cover the range exactly."""
+        pieces = []
         month = month_start(self.start)
         while month <= self.end:
             last = next_month(month) - ONE_DAY
             low, high = max(month, self.start), min(last, self.end)
-            if (low, high) == (month, last):
-                whole_months.append(month)
+            if low == month and high >= min(last, self.data_until or last):
+                pieces.append((Grain.MONTH, month, month))
             else:
-                condition |= Q(grain=Grain.DAY, period__range=(low, high))
+                pieces.append((Grain.DAY, low, high))
             month = next_month(month)
-        if whole_months:
-            condition |= Q(grain=Grain.MONTH, period__in=whole_months)
+        return pieces
+
+    def periods(self) -> Q:
+        """The filter selecting those rollup rows."""
+        condition = Q()
+        months = [low for grain, low, _ in self.parts() if grain == Grain.MONTH]
+        for grain, low, high in self.parts():
+            if grain == Grain.DAY:
+                condition |= Q(grain=grain, period__range=(low, high))
+        if months:
+            condition |= Q(grain=Grain.MONTH, period__in=months)
         return condition
+
+    def single_period(self) -> tuple[str, dt.date] | None:
+        """The one rollup period (a month or a day) the range is, if it is one."""
+        pieces = self.parts()
+        if len(pieces) == 1 and pieces[0][1] == pieces[0][2]:
+            return pieces[0][0], pieces[0][1]
+        return None
 
 
 def sums(*fields: str) -> dict[str, Sum]:
@@ -123,15 +144,27 @@ USER_SORTS = {
 }
 
 
-def spend_by_user(period: DateRange, *, search: str = "", sort: str = "-cost") -> QuerySet:
-    """Per-user totals in the range as a values() queryset, filtered and sorted."""
+def spend_by_user(
+    period: DateRange, *, search: str = "", sort: str = "-cost", names: bool = False
+) -> QuerySet:
+    """Per-user totals in the range as a values() queryset, filtered and sorted.
+
+    Grouped by user id only; the names are joined when sorting by them or when `names`
+    is set (the CSV), else add them to the page's rows with with_names().
+    """
     rows = UserSpend.objects.filter(period.periods())
     if search:
-        rows = rows.filter(Q(user__username__icontains=search) | Q(user__email__icontains=search))
-    field = USER_SORTS.get(sort.lstrip("-"), "cost")
+        matching = get_user_model().objects.filter(
+            Q(username__icontains=search) | Q(email__icontains=search)
+        )
+        rows = rows.filter(user__in=matching.values("pk"))
+    field_name = USER_SORTS.get(sort.lstrip("-"), "cost")
     direction = "-" if sort.startswith("-") else ""
+    keys: dict = {}
+    if names or field_name == "username":
+        keys = {"username": F("user__username"), "email": F("user__email")}
     return (
-        rows.values("user_id", username=F("user__username"), email=F("user__email"))
+        rows.values("user_id", **keys)
         .annotate(**sums())
         .annotate(  # over the sums above, so a sort by prompt tokens happens in SQL
             prompt_tokens=F("input_tokens")
@@ -139,20 +172,40 @@ def spend_by_user(period: DateRange, *, search: str = "", sort: str = "-cost") -
             + F("cache_write_1h_tokens")
             + F("cache_read_tokens")
         )
-        .order_by(f"{direction}{field}", "user_id")
+        .order_by(f"{direction}{field_name}", "user_id")
     )
+
+
+def with_names(rows: list[dict]) -> list[dict]:
+    """Add username and email to a page of spend_by_user rows (one query)."""
+    missing = [row["user_id"] for row in rows if "username" not in row]
+    found = get_user_model().objects.in_bulk(missing) if missing else {}
+    for row in rows:
+        if "username" not in row:
+            user = found.get(row["user_id"])
+            row["username"] = user.username if user else f"(deleted user {row['user_id']})"
+            row["email"] = user.email if user else ""
+    return rows
 
 
 def top_conversations(period: DateRange, *, limit: int = 10, user=None) -> list[dict]:
     """The dearest conversations in the range, with their titles and owners."""
-    rows = ConversationSpend.objects.filter(period.periods())
-    if user is not None:
-        rows = rows.filter(user=user)
-    top = list(
-        rows.values("conversation_id")
-        .annotate(**sums("calls", "errors", "output_tokens", "cost", "cache_savings"))
-        .order_by("-cost", "conversation_id")[:limit]
-    )
+    totals = ("calls", "errors", "output_tokens", "cost", "cache_savings")
+    single = period.single_period()
+    if single is not None:  # one row per conversation already: read the top of an index
+        rows = ConversationSpend.objects.filter(grain=single[0], period=single[1])
+        if user is not None:
+            rows = rows.filter(user=user)
+        top = list(rows.order_by("-cost", "conversation_id").values("conversation_id", *totals)[:limit])
+    else:
+        rows = ConversationSpend.objects.filter(period.periods())
+        if user is not None:
+            rows = rows.filter(user=user)
+        top = list(
+            rows.values("conversation_id")
+            .annotate(**sums(*totals))
+            .order_by("-cost", "conversation_id")[:limit]
+        )
     found = Conversation.objects.select_related("user").in_bulk([r["conversation_id"] for r in top])
     for row in top:
         row["conversation"] = found.get(row["conversation_id"])

@@ -164,13 +164,13 @@ def _rebuild_spent(ledger: models.QuerySet) -> None:
     missing_users = (
         months.filter(user__isnull=False)
         .exclude(Exists(UserMonth.objects.filter(user_id=OuterRef("user_id"), month=OuterRef("m"))))
-        .values(r_user=F("user_id"), r_month=F("m"))
+        .values(r_user=F("user_id"), r_month=F("m"), r_spent=zero, r_reserved=zero)
         .distinct()
     )
     _insert_select(UserMonth, missing_users)
     missing_months = (
         months.exclude(Exists(GlobalMonth.objects.filter(month=OuterRef("m"))))
-        .values(r_month=F("m"))
+        .values(r_month=F("m"), r_spent=zero, r_reserved=zero)
         .distinct()
     )
     _insert_select(GlobalMonth, missing_months)

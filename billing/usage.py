@@ -80,7 +80,9 @@ def user_usage(user, *, at: dt.datetime | None = None, months: int = 6) -> Usage
         spent=counter.spent if counter else Decimal(0),
         reserved=counter.reserved if counter else Decimal(0),
         by_model=by_model,
-        by_conversation=top_conversations(DateRange.month_of(month), limit=50, user=user),
+        by_conversation=top_conversations(
+            DateRange.month_of(month, data_until=month), limit=50, user=user
+        ),
         history=history,
         unpriced_calls=sum(row["unpriced_calls"] for row in by_model),
     )

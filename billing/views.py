@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.middleware.csp import get_nonce
 from django.template.response import TemplateResponse
@@ -51,12 +50,12 @@ class DashboardFilters(forms.Form):
 
     def period(self, today: dt.date) -> reports.DateRange:
         """The range asked for; this UTC month by default or when the input is invalid."""
-        default = reports.DateRange.month_of(today)
+        default = reports.DateRange.month_of(today, data_until=today)
         if not self.is_valid():
             return default
         start = self.cleaned_data.get("start") or default.start
         end = self.cleaned_data.get("end") or max(default.end, start)
-        return reports.DateRange(start, end)
+        return reports.DateRange(start, end, data_until=today)
 
     @property
     def ordering(self) -> str:
@@ -82,9 +81,10 @@ def spend_dashboard(request: HttpRequest) -> HttpResponse:
     by_day = reports.spend_by_day(period)
     by_model = reports.spend_by(period, "model")
     latency = reports.latency_by_day(period)
-    users = Paginator(
-        reports.spend_by_user(period, search=form.search_text, sort=form.ordering), USERS_PER_PAGE
-    ).get_page(request.GET.get("page"))
+    users = UserPage(
+        reports.spend_by_user(period, search=form.search_text, sort=form.ordering),
+        request.GET.get("page"),
+    )
     today = utc_day(timezone.now())
     context = admin.site.each_context(request) | {
         "title": "Spend dashboard",
@@ -139,8 +139,34 @@ def _sort_headers(sort: str) -> list[dict]:
     return headers
 
 
+class UserPage:
+    """One page of the user table, without a COUNT over the whole aggregate."""
+
+    def __init__(self, rows, number: str | None) -> None:
+        try:
+            self.number = max(int(number or 1), 1)
+        except ValueError:
+            self.number = 1
+        offset = (self.number - 1) * USERS_PER_PAGE
+        fetched = list(rows[offset : offset + USERS_PER_PAGE + 1])
+        self.has_next = len(fetched) > USERS_PER_PAGE
+        self.has_previous = self.number > 1
+        self.rows = reports.with_names(fetched[:USERS_PER_PAGE])
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+
 def _presets(today: dt.date) -> list[tuple[str, reports.DateRange]]:
-    this_month = reports.DateRange.month_of(today)
+    this_month = reports.DateRange.month_of(today, data_until=today)
     last_month = reports.DateRange.month_of(this_month.start - dt.timedelta(days=1))
     return [
         ("This month", this_month),
@@ -192,7 +218,9 @@ def _csv_rows(rows) -> Iterator[str]:
 def spend_by_user_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The dashboard's user table (every page, same filters and order) as CSV."""
     form, period = _filters(request)
-    rows = reports.spend_by_user(period, search=form.search_text, sort=form.ordering)
+    rows = reports.spend_by_user(
+        period, search=form.search_text, sort=form.ordering, names=True
+    )
     response = StreamingHttpResponse(_csv_rows(rows), content_type="text/csv; charset=utf-8")
     name = f"spend-by-user-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -1,10 +1,23 @@
 from django.contrib import admin
 
-from conversations.models import Conversation, Message
+from conversations.models import ChatModel, Conversation, Message, Preset
+
+
+class SuperuserOnlyContent:
+    """Message content is read by staff only through the audited review transcript."""
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(SuperuserOnlyContent, admin.ModelAdmin):
     list_display = ("title", "user", "model", "context_tokens", "budget", "updated_at")
     list_select_related = ("user",)
     search_fields = ("title", "user__username")
@@ -41,8 +54,21 @@ class ConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(SuperuserOnlyContent, admin.ModelAdmin):
     list_display = ("id", "conversation", "role", "status", "model", "output_tokens", "created_at")
     list_filter = ("role", "status", "model")
     list_select_related = ("conversation",)
     raw_id_fields = ("conversation",)
+
+
+@admin.register(ChatModel)
+class ChatModelAdmin(admin.ModelAdmin):
+    list_display = ("model_id", "label", "enabled", "position")
+    list_editable = ("enabled", "position")
+
+
+@admin.register(Preset)
+class PresetAdmin(admin.ModelAdmin):
+    list_display = ("name", "model", "max_tokens", "enabled")
+    list_filter = ("enabled",)
+    search_fields = ("name", "system_prompt")

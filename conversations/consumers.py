@@ -81,6 +81,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await handler(self, frame)
         except TurnRejected as exc:
             await self._error(str(exc))
+        except Exception:
+            # A bug must not kill the socket: the user gets a message, we get the trace.
+            logger.exception("chat frame %r failed", kind)
+            await self._error("Something went wrong on our side. Please try again.")
 
     async def on_send(self, frame: dict) -> None:
         await turn_start(

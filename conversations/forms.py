@@ -7,6 +7,7 @@ from django.conf import settings
 
 from conversations.models import ChatModel, Conversation, Preset
 
+PRESET_FIELDS = ("system_prompt", "model", "max_tokens")
 DOCUMENT_SUFFIXES = (".txt", ".md", ".markdown", ".text", ".rst", ".csv")
 
 
@@ -39,7 +40,11 @@ class ConversationSettingsForm(forms.ModelForm):
         conversation = super().save(commit=False)
         preset = self.cleaned_data.get("preset")
         if preset is not None and "preset" in self.changed_data:
-            conversation.apply_preset(preset)  # a newly picked preset fills in the rest
+            # A newly picked preset fills in what the user did not set in the same change.
+            chosen = {f: getattr(conversation, f) for f in PRESET_FIELDS if f in self.changed_data}
+            conversation.apply_preset(preset)
+            for name, value in chosen.items():
+                setattr(conversation, name, value)
         if commit:
             conversation.save()
         return conversation

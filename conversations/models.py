@@ -136,8 +136,8 @@ class Conversation(models.Model):
         """Start from a preset: its system prompt, model and reply length."""
         self.preset = preset
         self.system_prompt = preset.system_prompt
-        self.model = preset.model
-        self.max_tokens = preset.max_tokens
+        self.model = preset.model or self.model
+        self.max_tokens = preset.max_tokens or self.max_tokens
 
     def attach_document(self, name: str, text: str) -> None:
         self.document_name = name[:200]

@@ -24,8 +24,6 @@ from conversations.claude.streaming import (
 from conversations.generations import Generation, generations
 from conversations.models import Conversation, Message
 
-build_messages = context.plain_messages  # kept for callers of the earlier name (review)
-
 AFTER_REPLY_STATUSES = {
     Message.Status.STOPPED,
     Message.Status.INTERRUPTED,
@@ -295,11 +293,26 @@ def _latest_reply(conversation: Conversation, message_id: object) -> Message:
     return reply
 
 
+def _question_of(reply: Message) -> int:
+    """The id of the user message a reply answers (earlier replies may sit between)."""
+    question = (
+        Message.objects.filter(
+            conversation_id=reply.conversation_id, role=Message.Role.USER, id__lt=reply.id
+        )
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if question is None:
+        raise TurnRejected("That reply has no question to answer.")
+    return question
+
+
 def _prepare_regenerate(conversation_id: int, message_id: object):
     with transaction.atomic():
         conversation = _locked(conversation_id)
         old = _latest_reply(conversation, message_id)
-        plan = _plan(conversation, _in_context(conversation, upto_id=old.id - 1))
+        plan = _plan(conversation, _in_context(conversation, upto_id=_question_of(old)))
         reply = _new_reply(conversation, plan, timezone.now())
         _move_context(conversation, plan, timezone.now())
     return conversation, plan, reply
@@ -374,7 +387,7 @@ def _prepare_continue(conversation_id: int, message_id: object):
         # The partial reply is the final assistant turn: Claude continues it.
         plan = _plan(
             conversation,
-            _in_context(conversation, upto_id=reply.id - 1),
+            _in_context(conversation, upto_id=_question_of(reply)),
             prefill=reply.content.rstrip(),
         )
         reply.status = Message.Status.STREAMING

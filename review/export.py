@@ -9,8 +9,8 @@ from typing import TextIO
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from conversations.models import Message
 from conversations.context import plain_messages
+from conversations.models import Message
 from review.costs import reply_costs
 from review.models import Flag, Rating, ReviewItem
 

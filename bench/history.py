@@ -1,0 +1,152 @@
+"""Queries and server time of one chat turn against the length of the history.
+
+In this process: the real ASGI application driven by channels' WebsocketCommunicator, the
+real SDK calling the fake API served on loopback (a thread of this process). For each N a
+conversation gets N - 2 earlier messages (bulk insert), then one warm-up turn (it sets the
+context start and learns the prompt overhead, as any earlier turn of a real conversation
+would), so the measured turn has exactly N earlier messages.
+
+- queries_per_turn.hN: CaptureQueriesContext on the connection of the thread where the
+  ORM runs (database_sync_to_async and the a* methods share one thread), from the message
+  sent to the reply's final frame (socket connect excluded).
+- turn_ms.hN: from sending the message to the reply's row saved (post_save of the finished
+  reply), minus the upstream's own time (the fake API's span from receiving the request to
+  its last byte, timed by an ASGI wrapper in the same process). Median of the repetitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.db import connections
+from django.db.models.signals import post_save
+from django.test.utils import CaptureQueriesContext
+
+from bench import data
+from bench.clients import prompt
+from bench.harness import API_KEY, summary
+from fakeanthropic import FakeAnthropic
+from fakeanthropic.server import aserving
+
+LENGTHS = (10, 100, 1000, 10000)
+REPLY_TOKENS = 20
+
+
+class TimedUpstream:
+    """ASGI wrapper recording each /v1/messages span (first call to last byte sent)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.spans: list[tuple[float, float]] = []
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/v1/messages":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+
+        async def timed(message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                self.spans.append((start, time.perf_counter()))
+
+        await self.app(scope, receive, timed)
+
+
+class SavedReplies:
+    """When each finished reply row was saved."""
+
+    def __init__(self) -> None:
+        self.saved: dict[int, float] = {}
+
+    def __call__(self, sender, instance, **kwargs) -> None:
+        if instance.role == "assistant" and instance.status != "streaming":
+            self.saved[instance.pk] = time.perf_counter()
+
+
+async def _open(application, user: data.BenchUser, conversation_id: int):
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/conversations/{conversation_id}/",
+        headers=[
+            (b"origin", b"http://127.0.0.1"),
+            (b"host", b"127.0.0.1"),
+            (b"cookie", f"sessionid={user.cookie}".encode()),
+        ],
+    )
+    connected, _ = await communicator.connect(timeout=30)
+    assert connected, "the socket was refused"
+    return communicator
+
+
+async def _send_and_wait(communicator, text: str) -> float:
+    """Send one message; return when it was sent, once the reply's final frame arrived."""
+    sent = time.perf_counter()
+    await communicator.send_json_to({"text": text})
+    while True:
+        frame = await communicator.receive_from(timeout=60)
+        if frame.startswith('<article id="message-') and 'data-status="streaming"' not in frame:
+            return sent
+
+
+async def measure(application, *, repeats: int) -> dict:
+    from conversations.claude.client import reset_clients
+    from conversations.models import Message
+    from conversations.generations import generations
+
+    fake = FakeAnthropic(ttft=0.02, tokens_per_second=2000, api_key=API_KEY)
+    upstream = TimedUpstream(fake)
+    saved = SavedReplies()
+    post_save.connect(saved, sender=Message, dispatch_uid="bench-saved-replies")
+    user = await sync_to_async(data.make_user)("history")
+    results: dict = {}
+    async with aserving(upstream) as base_url:
+        settings.ANTHROPIC_BASE_URL = base_url
+        settings.ANTHROPIC_API_KEY = API_KEY
+        settings.DEMO_MODE = False
+        reset_clients()
+        for n in LENGTHS:
+            queries, times, in_context = [], [], []
+            for r in range(repeats):
+                (conversation_id,) = await sync_to_async(data.make_conversations)(user, 1)
+                await sync_to_async(data.add_history)(conversation_id, n - 2)
+                communicator = await _open(application, user, conversation_id)
+                await _send_and_wait(communicator, prompt(REPLY_TOKENS, "warm"))
+                await generations.wait_all()
+                conn = await sync_to_async(lambda: connections["default"])()
+                capture = CaptureQueriesContext(conn)
+                await sync_to_async(capture.__enter__)()
+                spans_before = len(upstream.spans)
+                sent = await _send_and_wait(communicator, prompt(REPLY_TOKENS, r))
+                await generations.wait_all()
+                await sync_to_async(capture.__exit__)(None, None, None)
+                await communicator.disconnect()
+                reply_id = max(saved.saved)
+                (start, end), *_ = upstream.spans[spans_before:]
+                times.append((saved.saved[reply_id] - sent - (end - start)) * 1000)
+                queries.append(len(capture.captured_queries))
+                in_context.append(len(fake.requests[-1]["body"]["messages"]))
+            results[n] = {
+                "queries": queries,
+                "turn_ms": summary(times),
+                "messages_sent_to_claude": in_context,
+                "median_ms": statistics.median(times),
+            }
+            print(f"  h{n}: queries {queries}, turn {results[n]['turn_ms']}", flush=True)
+    post_save.disconnect(sender=Message, dispatch_uid="bench-saved-replies")
+    await sync_to_async(connections.close_all)()
+    figures = {f"queries_per_turn.h{n}": max(r["queries"]) for n, r in results.items()}
+    figures["turn_ms.h10"] = round(results[10]["median_ms"], 2)
+    figures["turn_ms.h10000"] = round(results[10000]["median_ms"], 2)
+    return figures | {"details": {f"h{n}": r for n, r in results.items()}}
+
+
+def run(*, repeats: int) -> dict:
+    from chatsite.asgi import application  # at import it touches the database: not in a loop
+
+    return asyncio.run(measure(application, repeats=repeats))

@@ -14,6 +14,7 @@ from typing import Any
 
 _WORDS = re.compile(r"[A-Za-z][A-Za-z'-]*")
 _TAGS = re.compile(r"<[^>]*>")
+_USER = re.compile(r"<user>(.*?)</user>", re.S)
 _STOP = {"a", "an", "the", "to", "of", "and", "or", "me", "my", "i", "you", "please", "can"}
 
 
@@ -28,7 +29,8 @@ def schema_of(body: dict[str, Any]) -> dict[str, Any] | None:
 
 def phrase(prompt: str, limit: int = 6) -> str:
     """A short title-like phrase from the prompt."""
-    prompt = _TAGS.sub(" ", prompt)
+    quoted = _USER.search(prompt)  # a title prompt quotes the conversation: use its question
+    prompt = _TAGS.sub(" ", quoted.group(1) if quoted else prompt)
     words = [w for w in _WORDS.findall(prompt) if w.lower() not in _STOP][:limit]
     return " ".join(words).capitalize() or "Untitled conversation"
 

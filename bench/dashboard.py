@@ -1,9 +1,9 @@
 """The spend dashboard with a million ledger rows: `python -m bench.dashboard [--quick]`.
 
 In a throwaway database (<bench db>_dashboard, dropped afterwards unless --keep): 10,000
-users, 100,000 conversations and 1,000,000 ledger rows over the last 90 days (a bulk
-INSERT ... SELECT from generate_series, priced from the seeded price table, 3% of calls
-to an unpriced model), then `rebuild_rollups()`; then it requests the dashboard page
+users, 100,000 conversations of 10 calls each (a session: one day, one model) and
+1,000,000 ledger rows over the last 90 days (a bulk INSERT ... SELECT from generate_series,
+priced from the seeded price table, 3% of calls to an unpriced model), then `rebuild_rollups()`; then it requests the dashboard page
 through Django's full stack (middleware, admin, templates, SVG charts) as a superuser and
 records latency percentiles. Writes `dashboard_p95_ms_1m_rows` (the page an admin opens:
 this month) and the other ranges into bench/results/latest.json.
@@ -44,6 +44,10 @@ def recreate_database(url: str, *, drop_only: bool = False) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+# Each conversation is one session: its calls share one day (and model), a few minutes
+# apart. Row g belongs to conversation (g - 1) / calls-per-conversation; conversations are
+# made user by user, so conversation c belongs to user c / conversations-per-user.
+# hashint4() gives each conversation its day and model deterministically.
 LEDGER_SQL = """
 INSERT INTO billing_ledgerentry (
     user_id, conversation_id, message_id, purpose, model, input_tokens, cache_write_5m_tokens,
@@ -62,20 +66,27 @@ SELECT c.user_id, c.conversation_id, NULL, c.purpose, c.model, c.input, c.write_
        'req_bench_' || c.g, c.created_at
 FROM (
     SELECT g,
-           %(user_min)s + (g %% %(users)s) AS user_id,
-           %(conv_min)s + (g %% %(users)s) * %(per_user)s + (g / %(users)s) %% %(per_user)s
-               AS conversation_id,
-           CASE WHEN r1 < 0.60 THEN 'claude-sonnet-4-6' WHEN r1 < 0.85 THEN 'claude-haiku-4-5'
-                WHEN r1 < 0.97 THEN 'claude-opus-4-8' ELSE 'claude-fable-5-2' END AS model,
-           CASE WHEN r2 < 0.90 THEN 'chat' WHEN r2 < 0.98 THEN 'title' ELSE 'batch' END
+           %(user_min)s + conv / %(per_user)s AS user_id,
+           %(conv_min)s + conv AS conversation_id,
+           CASE WHEN m < 60 THEN 'claude-sonnet-4-6' WHEN m < 85 THEN 'claude-haiku-4-5'
+                WHEN m < 97 THEN 'claude-opus-4-8' ELSE 'claude-fable-5-2' END AS model,
+           CASE WHEN r < 0.90 THEN 'chat' WHEN r < 0.98 THEN 'title' ELSE 'batch' END
                AS purpose,
-           r2 >= 0.98 AS batch,
+           r >= 0.98 AS batch,
            (random() * 3000)::int AS input, (random() * 2000)::int AS write_5m,
            (random() * 20000)::int AS read, (random() * 1500)::int AS output,
            200 + (random() * 2800)::int AS ttft, 1000 + (random() * 39000)::int AS duration,
            random() < 0.03 AS failed,
-           now() - random() * make_interval(days => %(days)s) AS created_at
-    FROM (SELECT g, random() AS r1, random() AS r2 FROM generate_series(1, %(rows)s) g) s
+           date_trunc('day', now()) - make_interval(days => day)
+               + make_interval(mins => (start_minute + 3 * call) %% 1440) AS created_at
+    FROM (
+        SELECT g, conv, call, random() AS r,
+               abs(hashint4(conv)) %% %(days)s AS day,
+               abs(hashint4(conv + 7919)) %% 100 AS m,
+               abs(hashint4(conv + 104729)) %% 1380 AS start_minute
+        FROM (SELECT g, (g - 1) / %(calls)s AS conv, (g - 1) %% %(calls)s AS call
+              FROM generate_series(1, %(rows)s) g) numbered
+    ) s
 ) c
 LEFT JOIN billing_price p ON p.model = c.model
 """
@@ -120,6 +131,7 @@ def load(rows: int) -> dict[str, float]:
                 "users": USERS,
                 "per_user": CONVERSATIONS_PER_USER,
                 "days": DAYS,
+                "calls": rows // (USERS * CONVERSATIONS_PER_USER),
                 "rows": rows,
             },
         )
@@ -192,6 +204,7 @@ def in_process(rows: int, requests: int) -> dict:
     os.environ.setdefault("STATIC_MANIFEST", "false")
     os.environ.setdefault("DATABASE_POOL", "false")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("LOGIN_THROTTLE_ENABLED", "false")  # force_login has no client IP
     os.environ.pop("REDIS_URL", None)
     import django
     from django.core.management import call_command

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth import get_user_model
+from importlib import import_module
+
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.db import connections, transaction
-from django.test import Client
 from django.utils import timezone
 
 from conversations.models import Conversation, Message
@@ -35,12 +37,19 @@ def reset() -> None:
 
 
 def make_user(name: str) -> BenchUser:
-    """A user with a logged-in session, as a browser that signed in has."""
+    """A user with a logged-in session, as a browser that signed in has.
+
+    The session is written the way django.contrib.auth.login writes it, without the
+    login signals (login-attempt tracking wants a real request).
+    """
     User = get_user_model()
     user, _ = User.objects.get_or_create(username=USER_PREFIX + name)
-    client = Client()
-    client.force_login(user)
-    return BenchUser(user.pk, user.username, client.cookies["sessionid"].value)
+    session = import_module(settings.SESSION_ENGINE).SessionStore()
+    session[SESSION_KEY] = user._meta.pk.value_to_string(user)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    return BenchUser(user.pk, user.username, session.session_key)
 
 
 def make_conversations(user: BenchUser, count: int, **fields: object) -> list[int]:

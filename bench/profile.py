@@ -2,8 +2,11 @@
 
 `python -m bench --only profile` samples the daphne process (py-spy, non-idle samples, on
 the client core) while bench.cpu's load runs, then charges each function its share of the
-samples times the measured CPU per upstream delta. Writes bench/results/profile.txt (the
-collapsed stacks, for flame graphs) and bench/results/profile-top.json.
+samples holding the GIL (--gil) times the measured CPU per upstream delta. A second,
+wall-clock profile (--idle, per thread) shows how busy each thread is: the executor thread
+that runs every database_sync_to_async call is the one to watch. Writes
+bench/results/profile-cpu.txt and profile-wall.txt (collapsed stacks, for flame graphs) and
+bench/results/profile-top.json.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -63,22 +67,52 @@ def analyse(raw: Path, cpu_ms_per_delta: float, top: int = 25) -> dict:
     return {"samples": total, "self": table(own), "inclusive": table(inclusive)}
 
 
+def threads(raw: Path) -> dict:
+    """Per thread: share of wall-clock samples spent working (not parked waiting for work)."""
+    idle_leaves = ("_worker", "SimpleQueue.get", "Condition.wait", "EpollSelector.select",
+                   "Queue.get", "Event.wait", "lock.acquire")  # fmt: skip
+    total, busy = Counter(), Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        thread = next((f for f in frames if f.startswith("thread ")), "thread ?")
+        main = any("daphne/server.py" in f for f in frames)
+        name = "event loop" if main else ("executor" if "_worker" in stack else thread)
+        total[name] += int(count)
+        if not _short(frames[-1]).endswith(idle_leaves):
+            busy[name] += int(count)
+    return {name: round(busy[name] / n, 3) for name, n in total.items() if n}
+
+
 async def profile(run, *, rounds: int) -> dict:
-    spy = shutil.which("py-spy")
+    """CPU profile (--gil: samples holding the GIL) and a wall profile (--idle, per thread)."""
+    beside = Path(sys.executable).parent / "py-spy"
+    spy = str(beside) if beside.exists() else shutil.which("py-spy")
     if spy is None:
         raise RuntimeError("py-spy is not installed (pip install py-spy)")
-    raw = RESULTS / "profile.txt"
-    process = subprocess.Popen(
-        [*taskset(CLIENT_CORE), spy, "record", "--pid", str(run.app.process.pid),
-         "--rate", "200", "--format", "raw", "--output", str(raw), "--nonblocking"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    await asyncio.sleep(1.0)  # py-spy attaches
+    cpu_raw, wall_raw = RESULTS / "profile-cpu.txt", RESULTS / "profile-wall.txt"
+    spies = [
+        subprocess.Popen(
+            [*taskset(CLIENT_CORE), spy, "record", "--pid", str(run.app.process.pid),
+             "--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking", *flags],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for out, flags in ((cpu_raw, ["--gil"]), (wall_raw, ["--idle", "--threads"]))
+    ]
+    await asyncio.sleep(1.5)  # py-spy attaches
     try:
         measured = await cpu.measure(run, rounds=rounds)
     finally:
-        process.send_signal(2)  # SIGINT: py-spy writes what it has
-        await asyncio.to_thread(process.wait, 30)
-    report = {"load": measured} | analyse(raw, measured["cpu_ms_per_upstream_delta"])
+        for spy_process in spies:
+            spy_process.send_signal(2)  # SIGINT: py-spy writes what it has
+        for spy_process in spies:
+            await asyncio.to_thread(spy_process.wait, 30)
+    report = {
+        "load": measured,
+        "busy_share_by_thread": threads(wall_raw),
+        "cpu": analyse(cpu_raw, measured["cpu_ms_per_upstream_delta"]),
+    }
     (RESULTS / "profile-top.json").write_text(json.dumps(report, indent=2) + "\n")
     return report

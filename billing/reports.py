@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet, Sum
 
 from billing.models import (
@@ -79,6 +82,20 @@ class DateRange:
         if len(pieces) == 1 and pieces[0][1] == pieces[0][2]:
             return pieces[0][0], pieces[0][1]
         return None
+
+
+@contextmanager
+def roomy_aggregates() -> Iterator[None]:
+    """Run the report's queries in one transaction whose GROUP BYs hash in memory.
+
+    Postgres spills a hash aggregate to disk past work_mem (4 MB by default); the user and
+    conversation tables of a long range need tens of MB.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL work_mem = '64MB'")
+        yield
 
 
 def sums(*fields: str) -> dict[str, Sum]:
@@ -188,22 +205,28 @@ def with_names(rows: list[dict]) -> list[dict]:
     return rows
 
 
+CONVERSATION_TOTALS = ("calls", "errors", "output_tokens", "cost", "cache_savings")
+
+
 def top_conversations(period: DateRange, *, limit: int = 10, user=None) -> list[dict]:
     """The dearest conversations in the range, with their titles and owners."""
-    totals = ("calls", "errors", "output_tokens", "cost", "cache_savings")
     single = period.single_period()
     if single is not None:  # one row per conversation already: read the top of an index
         rows = ConversationSpend.objects.filter(grain=single[0], period=single[1])
         if user is not None:
             rows = rows.filter(user=user)
-        top = list(rows.order_by("-cost", "conversation_id").values("conversation_id", *totals)[:limit])
+        top = list(
+            rows.order_by("-cost", "conversation_id").values(
+                "conversation_id", *CONVERSATION_TOTALS
+            )[:limit]
+        )
     else:
         rows = ConversationSpend.objects.filter(period.periods())
         if user is not None:
             rows = rows.filter(user=user)
         top = list(
             rows.values("conversation_id")
-            .annotate(**sums(*totals))
+            .annotate(**sums(*CONVERSATION_TOTALS))
             .order_by("-cost", "conversation_id")[:limit]
         )
     found = Conversation.objects.select_related("user").in_bulk([r["conversation_id"] for r in top])

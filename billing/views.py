@@ -78,37 +78,38 @@ def spend_dashboard(request: HttpRequest) -> HttpResponse:
     """Spend by day, model, user and conversation; cache savings, errors, latency, unpriced."""
     form, period = _filters(request)
     nonce = get_nonce(request)
-    by_day = reports.spend_by_day(period)
-    by_model = reports.spend_by(period, "model")
-    latency = reports.latency_by_day(period)
-    users = UserPage(
-        reports.spend_by_user(period, search=form.search_text, sort=form.ordering),
-        request.GET.get("page"),
-    )
-    today = utc_day(timezone.now())
-    context = admin.site.each_context(request) | {
-        "title": "Spend dashboard",
-        "form": form,
-        "period": period,
-        "presets": _presets(today),
-        "totals": reports.totals(period),
-        "by_model": by_model,
-        "by_purpose": reports.spend_by(period, "purpose"),
-        "unpriced": reports.unpriced_models(by_model),
-        "latency": reports.latency_overall(period),
-        "top_conversations": reports.top_conversations(period),
-        "users": users,
-        "sort": form.ordering,
-        "headers": _sort_headers(form.ordering),
-        "search": form.search_text,
-        "month": reports.month_status(today, global_budget()),
-        "charts": {
-            "by_day": charts.spend_by_day_chart(by_day, nonce=nonce),
-            "by_model": charts.spend_by_model_chart(by_model, nonce=nonce),
-            "errors": charts.error_rate_chart(by_day, nonce=nonce),
-            "latency": charts.latency_chart(latency, nonce=nonce),
-        },
-    }
+    with reports.roomy_aggregates():
+        by_day = reports.spend_by_day(period)
+        by_model = reports.spend_by(period, "model")
+        latency = reports.latency_by_day(period)
+        users = UserPage(
+            reports.spend_by_user(period, search=form.search_text, sort=form.ordering),
+            request.GET.get("page"),
+        )
+        today = utc_day(timezone.now())
+        context = admin.site.each_context(request) | {
+            "title": "Spend dashboard",
+            "form": form,
+            "period": period,
+            "presets": _presets(today),
+            "totals": reports.totals(period),
+            "by_model": by_model,
+            "by_purpose": reports.spend_by(period, "purpose"),
+            "unpriced": reports.unpriced_models(by_model),
+            "latency": reports.latency_overall(period),
+            "top_conversations": reports.top_conversations(period),
+            "users": users,
+            "sort": form.ordering,
+            "headers": _sort_headers(form.ordering),
+            "search": form.search_text,
+            "month": reports.month_status(today, global_budget()),
+            "charts": {
+                "by_day": charts.spend_by_day_chart(by_day, nonce=nonce),
+                "by_model": charts.spend_by_model_chart(by_model, nonce=nonce),
+                "errors": charts.error_rate_chart(by_day, nonce=nonce),
+                "latency": charts.latency_chart(latency, nonce=nonce),
+            },
+        }
     return TemplateResponse(request, "admin/billing/dashboard.html", context)
 
 
@@ -209,7 +210,7 @@ def safe_cell(value: object) -> object:
 def _csv_rows(rows) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow([label for _, label in CSV_COLUMNS])
-    for row in rows.iterator(chunk_size=2000):
+    for row in rows:
         yield writer.writerow([safe_cell(row[key]) for key, _ in CSV_COLUMNS])
 
 
@@ -218,9 +219,10 @@ def _csv_rows(rows) -> Iterator[str]:
 def spend_by_user_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The dashboard's user table (every page, same filters and order) as CSV."""
     form, period = _filters(request)
-    rows = reports.spend_by_user(
-        period, search=form.search_text, sort=form.ordering, names=True
-    )
+    with reports.roomy_aggregates():
+        rows = list(
+            reports.spend_by_user(period, search=form.search_text, sort=form.ordering, names=True)
+        )
     response = StreamingHttpResponse(_csv_rows(rows), content_type="text/csv; charset=utf-8")
     name = f"spend-by-user-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -1,10 +1,12 @@
 """Chatsite settings: every knob comes from the environment (see .env.example)."""
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -41,7 +43,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "django_tasks_db",  # background tasks in the database: `manage.py db_worker`
     "django_htmx",
+    "axes",  # login throttling: lockout by username + IP
     "accounts",
     "conversations",
     "review",
@@ -51,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "ops.middleware.RequestIdMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -61,6 +66,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into its page
 ]
 
 ROOT_URLCONF = "chatsite.urls"
@@ -77,6 +83,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "chatsite.context_processors.site",
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -92,6 +99,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.boo
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Background tasks (Django's tasks framework) stored in the database, run by `db_worker`.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 
 # Redis: channel layer + cache when REDIS_URL is set; in-memory otherwise.
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -123,6 +133,39 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "conversation_list"
 LOGOUT_REDIRECT_URL = "login"
 SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", default=True)
+
+# Security (see README "Security"). CSP: no inline script or style, nonces where needed.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],  # the nonce: pygal's <style> in the spend charts
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],  # CSP3: 'self' also allows ws:/wss: to this host
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses locked-out logins before any check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("LOGIN_THROTTLE_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "chatsite.ratelimit.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Reverse proxies in front that append to X-Forwarded-For (compose's nginx: 1); 0 = none.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Rate limits of costly or guessable views (`limits` notation; empty = no limit).
+RATE_LIMIT_LOGIN = env.str("RATE_LIMIT_LOGIN", default="20/minute")  # per client IP
+RATE_LIMIT_SIGNUP = env.str("RATE_LIMIT_SIGNUP", default="10/hour")  # per client IP
+RATE_LIMIT_COSTLY = env.str("RATE_LIMIT_COSTLY", default="60/minute")  # per user, each view
+# Message content older than this many days is blanked daily (0 or empty: keep forever).
+CHAT_RETENTION_DAYS = int(env.str("CHAT_RETENTION_DAYS", default="0") or "0")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -239,3 +282,6 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+CSRF_COOKIE_HTTPONLY = True  # htmx sends the token from the page, never from the cookie

@@ -148,6 +148,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             text_data=event.get("replaced", "")
             + f'<div hx-swap-oob="beforeend:#messages">{event["html"]}</div>'
             + event.get("gauge", "")
+            + (
+                render_to_string(
+                    "conversations/detail.html#chat-error",
+                    {"error": event["warning"], "warning": True},
+                )
+                if event.get("warning")
+                else ""
+            )
         )
 
     async def conversation_titled(self, event: dict) -> None:

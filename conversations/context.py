@@ -172,6 +172,7 @@ class ContextPlan:
     trimmed: bool = False
     learn: bool = True  # False when the last message is a prefill, not the user's
     newest_user_id: int | None = None
+    reservation: object = None  # the budget hold for this request (billing.Reservation)
 
 
 def plan_context(

@@ -15,6 +15,9 @@ from conversations.models import Conversation
 logger = logging.getLogger(__name__)
 
 
+MAX_TOKENS = 60
+
+
 class Title(BaseModel):
     """What the title model must return."""
 
@@ -33,7 +36,7 @@ async def generate_title(*, question: str, answer: str) -> tuple[str | None, obj
     try:
         response = await get_client().messages.parse(
             model=settings.TITLE_MODEL,
-            max_tokens=60,
+            max_tokens=MAX_TOKENS,
             messages=[{"role": "user", "content": title_prompt(question, answer)}],
             output_format=Title,
         )
@@ -51,3 +54,16 @@ async def save_title(conversation_id: int, title: str) -> bool:
         pk=conversation_id, title=Conversation.DEFAULT_TITLE
     ).aupdate(title=title[:200])
     return bool(updated)
+
+
+def usage_of(response) -> dict[str, int]:
+    """The response's usage as the ledger wants it ({} when the call failed)."""
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return {}
+    return {
+        "input_tokens": usage.input_tokens or 0,
+        "cache_creation_input_tokens": usage.cache_creation_input_tokens or 0,
+        "cache_read_input_tokens": usage.cache_read_input_tokens or 0,
+        "output_tokens": usage.output_tokens or 0,
+    }

@@ -13,6 +13,8 @@ from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from billing import budgets
+from billing.models import Purpose
 from conversations import context, recovery, streambuffer, throttle, titles
 from conversations.claude.streaming import (
     ReplyRequest,
@@ -91,6 +93,21 @@ def _plan(conversation: Conversation, messages: list[Message], prefill: str | No
         raise TurnRejected(str(exc)) from exc
 
 
+def _reserve(conversation: Conversation, plan: context.ContextPlan):
+    """Hold the call's worst case against the budgets before anything is sent."""
+    try:
+        return budgets.reserve(
+            user=conversation.user,
+            model=conversation.effective_model,
+            prompt_tokens=plan.prompt_estimate,
+            max_tokens=conversation.effective_max_tokens,
+            purpose=Purpose.CHAT,
+            cache_ttl="5m",  # the prompt may be written to the cache
+        )
+    except budgets.BudgetExceeded as exc:
+        raise TurnRejected(str(exc)) from exc
+
+
 def _new_reply(conversation: Conversation, plan: context.ContextPlan, now) -> Message:
     if settings.REDIS_URL:
         recovery.heartbeat()  # before the row exists, so no other process sweeps it
@@ -125,8 +142,10 @@ def _create_turn(conversation_id: int, text: str):
             tokens=context.estimate_tokens(text),
             created_at=now,
         )
-        # A refusal (too large for the budget) rolls the message back: nothing is saved.
+        # A refusal (too large for the token or money budget) rolls the message back:
+        # nothing is saved and the text stays in the user's composer.
         plan = _plan(conversation, [*earlier, user_message])
+        plan.reservation = _reserve(conversation, plan)
         reply = _new_reply(conversation, plan, now)
         _move_context(conversation, plan, now)
     return conversation, plan, user_message, reply
@@ -180,6 +199,7 @@ async def turn_start(*, conversation: Conversation, user_id: int, text: object) 
             "type": "turn.created",
             "html": render_message(user_message) + render_message(reply),
             "gauge": render_gauge(fresh),
+            "warning": plan.reservation.warning,
         },
     )
     _start(fresh, reply, plan)
@@ -204,6 +224,18 @@ async def _run_reply(
     fields = apply_outcome(reply, outcome, generation.text, counted=plan.learn)
     await reply.asave(update_fields=fields)
     await database_sync_to_async(_count_turn)(conversation, plan, outcome)
+    await budgets.asettle(
+        plan.reservation,
+        usage=outcome.usage,
+        model=outcome.model,
+        status=outcome.status,
+        error_kind=outcome.error_kind,
+        request_id=outcome.request_id,
+        ttft_ms=outcome.ttft_ms,
+        duration_ms=outcome.duration_ms,
+        conversation=conversation.pk,
+        message_id=reply.pk,
+    )
     await streambuffer.discard(reply.pk)
     await _broadcast(
         reply.conversation_id,
@@ -228,7 +260,27 @@ async def _name_conversation(conversation: Conversation, reply: Message) -> None
         .order_by("-id")
         .afirst()
     )
-    title, _response = await titles.generate_title(question=question or "", answer=reply.content)
+    try:
+        reservation = await budgets.areserve(
+            user=conversation.user,
+            model=settings.TITLE_MODEL,
+            prompt_tokens=context.estimate_tokens(question or "")
+            + context.estimate_tokens(reply.content[:2000])
+            + 60,
+            max_tokens=titles.MAX_TOKENS,
+            purpose=Purpose.TITLE,
+        )
+    except budgets.BudgetExceeded:
+        return  # no budget left: the conversation keeps its default name
+    title, response = await titles.generate_title(question=question or "", answer=reply.content)
+    await budgets.asettle(
+        reservation,
+        usage=titles.usage_of(response),
+        model=getattr(response, "model", None) or settings.TITLE_MODEL,
+        status="complete" if response is not None else "failed",
+        request_id=getattr(response, "_request_id", None) or "",
+        conversation=conversation.pk,
+    )
     if title and await titles.save_title(conversation.pk, title):
         conversation.title = title
         await _broadcast(
@@ -313,6 +365,7 @@ def _prepare_regenerate(conversation_id: int, message_id: object):
         conversation = _locked(conversation_id)
         old = _latest_reply(conversation, message_id)
         plan = _plan(conversation, _in_context(conversation, upto_id=_question_of(old)))
+        plan.reservation = _reserve(conversation, plan)
         reply = _new_reply(conversation, plan, timezone.now())
         _move_context(conversation, plan, timezone.now())
     return conversation, plan, reply
@@ -349,6 +402,7 @@ def _prepare_edit(conversation_id: int, message_id: object, text: str):
         message.tokens_exact = False
         message.save(update_fields=["content", "edited", "tokens", "tokens_exact"])
         plan = _plan(conversation, _in_context(conversation, upto_id=message.id))
+        plan.reservation = _reserve(conversation, plan)
         reply = _new_reply(conversation, plan, timezone.now())
         _move_context(conversation, plan, timezone.now())
     return conversation, plan, message, reply
@@ -390,6 +444,7 @@ def _prepare_continue(conversation_id: int, message_id: object):
             _in_context(conversation, upto_id=_question_of(reply)),
             prefill=reply.content.rstrip(),
         )
+        plan.reservation = _reserve(conversation, plan)
         reply.status = Message.Status.STREAMING
         reply.error_kind = ""
         reply.owner = recovery.PROCESS_ID

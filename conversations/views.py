@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
+from chatsite.ratelimit import ratelimit
 from conversations.export import conversation_as_json, conversation_as_markdown, export_filename
 from conversations.forms import ConversationSettingsForm, DocumentForm
 from conversations.models import ChatModel, Conversation, conversation_for_user
@@ -105,6 +106,7 @@ def conversation_settings(request, conversation_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
+@ratelimit("RATE_LIMIT_COSTLY")
 def conversation_document(request, conversation_id: int) -> HttpResponse:
     """Attach (or with `remove`, detach) the conversation's reference document."""
     conversation = conversation_for_user(request.user, conversation_id)
@@ -203,6 +205,7 @@ def conversation_messages(request, conversation_id: int) -> HttpResponse:
 
 @require_GET
 @login_required
+@ratelimit("RATE_LIMIT_COSTLY")
 def conversation_search(request) -> HttpResponse:
     """Search the user's own conversations, titles and messages, best match first."""
     query = clean_query(request.GET.get("q", ""))
@@ -218,6 +221,7 @@ def _download(response: HttpResponse, filename: str) -> HttpResponse:
 
 @require_GET
 @login_required
+@ratelimit("RATE_LIMIT_COSTLY")
 def conversation_export_markdown(request, conversation_id: int) -> HttpResponse:
     """Download the conversation as a Markdown document."""
     conversation = conversation_for_user(request.user, conversation_id)
@@ -229,6 +233,7 @@ def conversation_export_markdown(request, conversation_id: int) -> HttpResponse:
 
 @require_GET
 @login_required
+@ratelimit("RATE_LIMIT_COSTLY")
 def conversation_export_json(request, conversation_id: int) -> HttpResponse:
     """Download the conversation as JSON: settings and every message with its usage."""
     conversation = conversation_for_user(request.user, conversation_id)

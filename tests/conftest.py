@@ -13,6 +13,9 @@ os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECURE_COOKIES", "false")
 os.environ.setdefault("STATIC_MANIFEST", "false")
 os.environ.pop("REDIS_URL", None)  # the suite's default channel layer is in-memory
+# Many tests log in and sign up from 127.0.0.1; tests of these limits set their own.
+for _limit in ("RATE_LIMIT_LOGIN", "RATE_LIMIT_SIGNUP", "RATE_LIMIT_COSTLY"):
+    os.environ.setdefault(_limit, "10000/minute")
 
 multiprocessing.set_start_method("spawn", force=True)
 
@@ -73,3 +76,31 @@ def other_user(db):
     from tests.factories import UserFactory
 
     return UserFactory()
+
+
+# Data migrations seed reference rows (list prices, enabled models, the reviewers group);
+# a transactional test's flush deletes them, so tests with database access re-seed them
+# with the migrations' own (idempotent) functions.
+SEEDS = (
+    ("billing.migrations.0002_seed_prices", "seed"),
+    ("conversations.migrations.0006_seed_chat_models", "seed"),
+    ("review.migrations.0002_reviewers_group", "create_group"),
+)
+
+
+@pytest.fixture(autouse=True)
+def reference_data(request):
+    names = set(request.fixturenames)
+    marker = request.node.get_closest_marker("django_db")
+    if "transactional_db" in names or (marker and marker.kwargs.get("transaction")):
+        request.getfixturevalue("transactional_db")
+    elif "db" in names or marker:
+        request.getfixturevalue("db")
+    else:
+        return
+    import importlib
+
+    from django.apps import apps
+
+    for module, function in SEEDS:
+        getattr(importlib.import_module(module), function)(apps, None)

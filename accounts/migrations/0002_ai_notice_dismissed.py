@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='user',
-            name='ai_notice_dismissed',
-            field=models.BooleanField(default=False, help_text='Has dismissed the notice that replies are AI-generated.'),
+            model_name="user",
+            name="ai_notice_dismissed",
+            field=models.BooleanField(
+                default=False, help_text="Has dismissed the notice that replies are AI-generated."
+            ),
         ),
     ]

@@ -26,7 +26,10 @@ def test_dismissing_with_htmx_removes_it_for_good(client, user):
     user.refresh_from_db()
     assert user.ai_notice_dismissed
     conversation = ConversationFactory(user=user)
-    for url in (reverse("conversation_list"), reverse("conversation_detail", args=[conversation.pk])):
+    for url in (
+        reverse("conversation_list"),
+        reverse("conversation_detail", args=[conversation.pk]),
+    ):
         assert NOTICE not in client.get(url).content.decode()
 
 

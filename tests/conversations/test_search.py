@@ -190,9 +190,7 @@ def test_plain_fallback_needs_every_term(user):
     say(both, "alpha and beta")
     one = ConversationFactory(user=user, title="U")
     say(one, "alpha only")
-    assert [h.conversation_id for h in search_conversations_plain(user, "beta alpha")] == [
-        both.pk
-    ]
+    assert [h.conversation_id for h in search_conversations_plain(user, "beta alpha")] == [both.pk]
 
 
 def test_plain_fallback_snippet_is_an_excerpt_around_the_match(user):

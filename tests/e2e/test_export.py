@@ -1,6 +1,7 @@
 """Export a conversation from its page: the downloads hold the whole conversation."""
 
 import json
+from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
@@ -29,14 +30,14 @@ def test_export_markdown_and_json(page: Page, app_url):
         page.get_by_role("link", name="Markdown (.md)").click()
     markdown = markdown_download.value
     assert markdown.suggested_filename == f"packing-list-{conversation.pk}.md"
-    text = open(markdown.path(), encoding="utf-8").read()
+    text = Path(markdown.path()).read_text(encoding="utf-8")
     assert text.startswith("# Packing list\n")
     assert "Be brief." in text
     assert text.index("What should I pack for Oslo?") < text.index("- a **warm** coat")
 
     with page.expect_download() as json_download:
         page.get_by_role("link", name="JSON (.json)").click()
-    data = json.loads(open(json_download.value.path(), encoding="utf-8").read())
+    data = json.loads(Path(json_download.value.path()).read_text(encoding="utf-8"))
     assert data["title"] == "Packing list"
     assert [m["role"] for m in data["messages"]] == ["user", "assistant"]
     assert data["messages"][1]["model"] == "claude-sonnet-4-6"

@@ -1,0 +1,95 @@
+"""Issue 6: a turn's cost does not grow with the history, and bytes grow with the reply only.
+
+The figures themselves are bench/'s (make bench); these are the fast guards.
+"""
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from conversations.generations import generations
+from conversations.models import Message
+from tests.factories import ConversationFactory
+from tests.sockets import collect_reply, open_socket, send_text
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+async def close_db_connections():
+    yield
+    await generations.wait_all()
+    await sync_to_async(connections.close_all)()
+
+
+def add_history(conversation, count: int) -> None:
+    """`count` earlier complete messages with exact shares, ending with a reply."""
+    now = timezone.now()
+    Message.objects.bulk_create(
+        Message(
+            conversation=conversation,
+            role="assistant" if (count - 1 - i) % 2 == 0 else "user",
+            content=f"Earlier message {i} about nothing in particular.",
+            tokens=12,
+            tokens_exact=True,
+            created_at=now,
+        )
+        for i in range(count)
+    )
+
+
+async def queries_of_a_turn(user, *, earlier: int) -> int:
+    """Queries of one turn (message sent to reply finished) after `earlier` messages."""
+    conversation = await sync_to_async(ConversationFactory)(user=user)
+    await sync_to_async(add_history)(conversation, earlier - 2)
+    communicator, connected, _ = await open_socket(user, conversation.pk)
+    assert connected
+    # A first turn sets the context start and learns the prompt overhead, as in any
+    # conversation that already has a history; the counted turn is the next one.
+    await send_text(communicator, "[[fake:tokens=5]] Warm up")
+    await collect_reply(communicator)
+    await generations.wait_all()
+    # Every ORM call of the turn runs in one executor thread (database_sync_to_async and the
+    # a* methods are thread-sensitive): count on that thread's connection.
+    connection = await sync_to_async(lambda: connections["default"])()
+    capture = CaptureQueriesContext(connection)
+    await sync_to_async(capture.__enter__)()
+    await send_text(communicator, "[[fake:tokens=5]] Counted")
+    result = await collect_reply(communicator)
+    await generations.wait_all()
+    await sync_to_async(capture.__exit__)(None, None, None)
+    await communicator.disconnect()
+    assert 'data-status="complete"' in result["final"]
+    assert await Message.objects.filter(conversation=conversation).acount() == earlier + 2
+    return len(capture.captured_queries)
+
+
+async def test_a_turn_makes_the_same_queries_after_10_and_1000_messages(user):
+    short_history = await queries_of_a_turn(user, earlier=10)
+    long_history = await queries_of_a_turn(user, earlier=1000)
+    assert short_history > 0, "the capture saw the turn's queries"
+    assert long_history == short_history
+
+
+async def bytes_of_a_turn(user, tokens: int) -> int:
+    """WebSocket payload bytes the client receives for one turn with a `tokens` reply."""
+    conversation = await sync_to_async(ConversationFactory)(user=user)
+    communicator, connected, _ = await open_socket(user, conversation.pk)
+    assert connected
+    await send_text(communicator, f"[[fake:tokens={tokens}]] How long?")
+    result = await collect_reply(communicator)
+    await communicator.disconnect()
+    assert 'data-status="complete"' in result["final"]
+    return sum(len(frame.encode()) for frame in result["frames"])
+
+
+async def test_bytes_for_a_2000_token_reply_are_20_times_those_of_a_100_token_reply(user):
+    # The turn's fixed frames (the user's message, the composer reset, the reply's frame
+    # chrome) are the same for every reply: measured with an empty reply and set aside, so
+    # what is compared is what the reply itself costs on the wire.
+    fixed = await bytes_of_a_turn(user, 0)
+    short = await bytes_of_a_turn(user, 100) - fixed
+    long = await bytes_of_a_turn(user, 2000) - fixed
+    assert abs(long - 20 * short) <= 0.1 * 20 * short, (fixed, short, long)

@@ -6,6 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chatsite
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chatsite_bench
 
 .PHONY: run test lint format bench install install-test services tools clean fake-api
 
@@ -27,11 +28,14 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-## run: migrate, create the first admin, start the worker-less app on daphne.
+## run: migrate, create the first admin, serve the app on daphne with the task worker beside it.
 run: install
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py ensure_admin
 	@echo "Serving Chatsite on http://$(HOST):$(PORT)/"
+	@echo "Background tasks (batch jobs, retention): manage.py db_worker runs beside it."
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py db_worker --no-reload & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
 	DEBUG=$${DEBUG:-true} $(BIN)/daphne -b $(HOST) -p $(PORT) chatsite.asgi:application
 
 ## fake-api: serve the fake Anthropic API on a loopback port (tests, benchmarks, demos).
@@ -59,8 +63,9 @@ test: install-test services tools lint
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) \
 		$(BIN)/pytest tests/e2e -q
 
+## bench: the benchmarks (bench/README.md), not part of `test`; BENCH_ARGS="--quick" to smoke.
 bench: install-test services
-	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m bench
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3

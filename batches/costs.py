@@ -12,8 +12,6 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F
-
 from billing.budgets import release, reserve, settle
 from billing.models import LedgerEntry, Purpose, Reservation, month_start, utc_day
 from billing.pricing import price_for
@@ -76,7 +74,8 @@ def _carve(job: BatchJob, request: JobRequest) -> Reservation:
         else Decimal(0)
     )
     take = min(wanted, parent.amount)
-    Reservation.objects.filter(pk=parent.pk).update(amount=F("amount") - take)
+    # Computed here, not with F(): the row is locked, and SQLite would subtract in floats.
+    Reservation.objects.filter(pk=parent.pk).update(amount=parent.amount - take)
     return Reservation.objects.create(
         user_id=parent.user_id,
         month=parent.month,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import itertools
 import json
 import re
 import time
@@ -59,11 +60,7 @@ class AppTurn:
     def gaps(self, since: float = 0.0, until: float = float("inf")) -> list[float]:
         """Gaps between consecutive stream frames (deltas, then the final frame)."""
         times = [*self.delta_times, *([self.finished] if self.finished else [])]
-        return [
-            b - a
-            for a, b in zip(times, times[1:], strict=False)
-            if a >= since and b <= until
-        ]
+        return [b - a for a, b in itertools.pairwise(times) if a >= since and b <= until]
 
 
 async def open_socket(base: str, cookie: str, conversation_id: int) -> ClientConnection:
@@ -78,7 +75,7 @@ async def open_socket(base: str, cookie: str, conversation_id: int) -> ClientCon
     )
 
 
-async def run_turn(ws: ClientConnection, text: str, *, timeout: float = 120) -> AppTurn:
+async def run_turn(ws: ClientConnection, text: str, *, limit: float = 120) -> AppTurn:
     """Send one message on an open socket; read until the reply's final frame."""
     turn = AppTurn()
     clock = time.perf_counter
@@ -86,7 +83,7 @@ async def run_turn(ws: ClientConnection, text: str, *, timeout: float = 120) -> 
     turn.sent = clock()
     await ws.send(json.dumps({"text": text}))
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit):
             async for frame in ws:
                 now = clock()
                 if isinstance(frame, bytes):

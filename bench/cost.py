@@ -33,12 +33,13 @@ TURNS = 60
 SYSTEM_TOKENS = 3000
 BUDGET = 20_000
 MAX_TOKENS = 2048
-VOCABULARY = (
+_WORDS = (
     "customer order invoice refund policy shipping account password billing delivery "
     "warranty product support question answer please thanks return exchange address "
     "payment card subscription plan upgrade cancel status tracking number email phone "
     "manager issue ticket priority weekend holiday discount coupon receipt store online"
-).split()
+)
+VOCABULARY = _WORDS.split()
 
 
 def prose(tokens: int, rng: random.Random) -> str:

@@ -40,7 +40,8 @@ async def measure(run, *, rounds: int, warmup: int = 10) -> dict:
         return done
 
     with CpuMeter(app=run.app.ps) as meter:
-        turns = [t for ts in await asyncio.gather(*(worker() for _ in range(CONCURRENCY))) for t in ts]
+        batches = await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    turns = [turn for batch in batches for turn in batch]
     completed = sum(1 for t in turns if t.ok)
     tokens = completed * TOKENS
     deltas = completed * math.ceil(TOKENS / TOKENS_PER_DELTA)

@@ -3,10 +3,11 @@
 In a throwaway database (<bench db>_dashboard, dropped afterwards unless --keep): 10,000
 users, 100,000 conversations of 10 calls each (a session: one day, one model) and
 1,000,000 ledger rows over the last 90 days (a bulk INSERT ... SELECT from generate_series,
-priced from the seeded price table, 3% of calls to an unpriced model), then `rebuild_rollups()`; then it requests the dashboard page
-through Django's full stack (middleware, admin, templates, SVG charts) as a superuser and
-records latency percentiles. Writes `dashboard_p95_ms_1m_rows` (the page an admin opens:
-this month) and the other ranges into bench/results/latest.json.
+priced from the seeded price table, 3% of calls to an unpriced model), then
+`rebuild_rollups()`; then it requests the dashboard page through Django's full stack
+(middleware, admin, templates, SVG charts) as a superuser and records latency percentiles.
+Writes `dashboard_p95_ms_1m_rows` (the page an admin opens: this month) and the other
+ranges into bench/results/latest.json.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ Sync ORM code: call it before the event loop starts or through asyncio.to_thread
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from importlib import import_module
 
 from django.conf import settings

@@ -65,6 +65,22 @@ def base_env() -> dict[str, str]:
     return env
 
 
+def ensure_database() -> None:
+    """Create the bench database when it is missing (Postgres; others are left alone)."""
+    import psycopg
+    from psycopg import sql
+
+    url = database_url()
+    if not url.startswith(("postgres://", "postgresql://")):
+        return
+    head, _, name = url.rpartition("/")
+    name = name.split("?", 1)[0]
+    with psycopg.connect(f"{head}/postgres", autocommit=True) as connection:
+        found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if found.fetchone() is None:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
 def setup_django() -> None:
     """Configure Django in this process on the bench database (idempotent)."""
     for key, value in base_env().items():

@@ -96,8 +96,8 @@ async def _send_and_wait(communicator, text: str) -> float:
 
 async def measure(application, *, repeats: int) -> dict:
     from conversations.claude.client import reset_clients
-    from conversations.models import Message
     from conversations.generations import generations
+    from conversations.models import Message
 
     fake = FakeAnthropic(ttft=0.02, tokens_per_second=2000, api_key=API_KEY)
     upstream = TimedUpstream(fake)

@@ -51,7 +51,7 @@ async def c1(run, *, warmup: int, samples: int) -> dict:
     """One at a time, alternating direct and app; paired differences."""
     direct_client = clients.direct_client(run.fake.url)
     conversations = await run.conversations(warmup + samples)
-    added, inter, app_ttft, direct_ttft, failures = [], [], [], [], 0
+    added, inter, app_ttft, direct_ttft, failures = [], [], [], [], []
     for i, conversation_id in enumerate(conversations):
         text = clients.prompt(C1_TOKENS, "c1")
         direct = await clients.direct_stream(direct_client, text)
@@ -59,7 +59,7 @@ async def c1(run, *, warmup: int, samples: int) -> dict:
         if i < warmup:
             continue
         if not (turn.ok and direct.ok):
-            failures += 1
+            failures.append(turn.status if not turn.ok else f"direct: {direct.error}")
             continue
         added.append((turn.ttft - direct.ttft) * MS)
         app_ttft.append(turn.ttft * MS)
@@ -115,7 +115,7 @@ async def steady(run, *, n: int, measure: float, tokens: int = LOAD_TOKENS) -> d
     await direct_client.close()
     # In flight = sent and not finished, sampled every 100 ms of the window.
     samples = [window[0] + 0.1 * i for i in range(int(measure * 10))]
-    flying = [sum(1 for t in app if t.sent and t.sent <= s < (t.finished or t.sent)) for s in samples]
+    flying = [sum(1 for t in app if t.sent <= s < (t.finished or t.sent)) for s in samples]
     base = [d.ttft * MS for d in direct if d.ok and window[0] <= d.sent < window[1]]
     measured = [t for t in app if window[0] <= t.sent < window[1]]
     errors = [t for t in measured if not t.ok]

@@ -86,6 +86,12 @@ def threads(raw: Path) -> dict:
     return {name: round(busy[name] / n, 3) for name, n in total.items() if n}
 
 
+def _record(spy: str, pid: int, out: Path, *flags: str) -> subprocess.Popen:
+    argv = [*taskset(CLIENT_CORE), spy, "record", "--pid", str(pid), "--rate", "200",
+            "--format", "raw", "--output", str(out), "--nonblocking", *flags]  # fmt: skip
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 async def profile(run, *, rounds: int) -> dict:
     """CPU profile (--gil: samples holding the GIL) and a wall profile (--idle, per thread)."""
     beside = Path(sys.executable).parent / "py-spy"
@@ -93,13 +99,10 @@ async def profile(run, *, rounds: int) -> dict:
     if spy is None:
         raise RuntimeError("py-spy is not installed (pip install py-spy)")
     cpu_raw, wall_raw = RESULTS / "profile-cpu.txt", RESULTS / "profile-wall.txt"
+    pid = run.app.process.pid
     spies = [
-        subprocess.Popen(
-            [*taskset(CLIENT_CORE), spy, "record", "--pid", str(run.app.process.pid),
-             "--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking", *flags],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        for out, flags in ((cpu_raw, ["--gil"]), (wall_raw, ["--idle", "--threads"]))
+        _record(spy, pid, cpu_raw, "--gil"),
+        _record(spy, pid, wall_raw, "--idle", "--threads"),
     ]
     await asyncio.sleep(1.5)  # py-spy attaches
     try:

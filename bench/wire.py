@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import statistics
 
 from bench import clients
@@ -25,6 +26,11 @@ SHORT, LONG = 100, 2000
 def max_frames_per_second(times: list[float]) -> int:
     """The largest number of frames inside any window [t, t + 1 s)."""
     return max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
+
+
+def min_gap_ms(times: list[float]) -> float | None:
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    return round(min(gaps) * 1000, 2) if gaps else None
 
 
 async def wire(run, *, runs: int) -> dict:
@@ -59,10 +65,13 @@ async def wire(run, *, runs: int) -> dict:
         "bytes_per_token.long": round(long, 2),
         "frames_per_second_per_stream_max": max([*frames, fast_frames or 0]),
         "details": {
-            "bytes_per_token_runs": {str(k): [round(v, 2) for v in vs] for k, vs in per_token.items()},
+            "bytes_per_token_runs": {
+                n: [round(v, 2) for v in runs] for n, runs in per_token.items()
+            },
             "long_over_short": round(long / short, 3),
             "frames_max_at_50_tps": max(frames, default=None),
             "frames_max_at_2000_tps": fast_frames,
+            "min_frame_gap_ms_at_2000_tps": min_gap_ms(fast.delta_times) if fast.ok else None,
             "failed": [t.status for t in [*turns, fast] if not t.ok],
         },
     }

@@ -144,6 +144,9 @@ def reserve(
     """
     at = at or timezone.now()
     month = month_start(utc_day(at))
+    # Holds of this user's calls whose process died are freed here too, not only hourly.
+    for stale in Reservation.objects.filter(user=user, expires_at__lt=at):
+        release(stale)
     limit = user_budget(user)
     cap = global_budget()
     price = price_for(model, at=at)

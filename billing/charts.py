@@ -11,6 +11,7 @@ from django.utils.safestring import SafeString, mark_safe
 from pygal.style import Style
 
 SCRIPT = re.compile(r"<script\b.*?</script>", re.S)
+STYLE_ATTRIBUTE = re.compile(r' style="[^"]*"')  # CSP allows no inline style attributes
 STYLE = Style(
     background="transparent",
     plot_background="#ffffff",
@@ -42,11 +43,12 @@ BASE = {
 HALF = {"width": 560, "height": 340}
 
 
-def _svg(chart: pygal.graph.graph.Graph, *, label: str, nonce: str | None) -> SafeString:
-    """Render inline: without pygal's config script, with the CSP nonce on its <style>."""
-    svg = SCRIPT.sub("", chart.render(is_unicode=True))
-    if nonce:
-        svg = svg.replace("<style", f'<style nonce="{escape(nonce)}"', 1)
+def _svg(chart: pygal.graph.graph.Graph, *, label: str, nonce: object | None) -> SafeString:
+    """Render inline: no script (pygal's config) or style attribute (its hidden tooltip,
+    hidden by dashboard.css instead); the CSP nonce on its <style>."""
+    svg = STYLE_ATTRIBUTE.sub("", SCRIPT.sub("", chart.render(is_unicode=True)))
+    if nonce is not None:  # not "if nonce": a LazyNonce is falsy until first used
+        svg = svg.replace("<style", f'<style nonce="{escape(str(nonce))}"', 1)
     svg = svg.replace("<svg ", f'<svg role="img" aria-label="{escape(label)}" ', 1)
     return mark_safe(svg)  # noqa: S308 - pygal escapes every label and value it draws
 
@@ -61,7 +63,7 @@ def _sparse_labels(labels: Sequence[str], most: int = 16) -> dict:
     return {"x_labels": list(labels), "x_labels_major_every": step, "show_minor_x_labels": False}
 
 
-def spend_by_day_chart(rows: list[dict], *, nonce: str | None = None) -> SafeString:
+def spend_by_day_chart(rows: list[dict], *, nonce: object | None = None) -> SafeString:
     """Bars: USD spent per day."""
     labels = [_day(row["day"]) for row in rows]
     chart = pygal.Bar(**BASE | {"width": 1100}, show_legend=False, **_sparse_labels(labels))
@@ -71,7 +73,7 @@ def spend_by_day_chart(rows: list[dict], *, nonce: str | None = None) -> SafeStr
     return _svg(chart, label="Spend per day in US dollars", nonce=nonce)
 
 
-def spend_by_model_chart(rows: list[dict], *, nonce: str | None = None) -> SafeString:
+def spend_by_model_chart(rows: list[dict], *, nonce: object | None = None) -> SafeString:
     """Horizontal bars: USD per model."""
     chart = pygal.HorizontalBar(**BASE | HALF | {"height": max(200, 110 + 36 * len(rows))})
     chart.title = "Spend per model (USD)"
@@ -81,7 +83,7 @@ def spend_by_model_chart(rows: list[dict], *, nonce: str | None = None) -> SafeS
     return _svg(chart, label="Spend per model in US dollars", nonce=nonce)
 
 
-def error_rate_chart(rows: list[dict], *, nonce: str | None = None) -> SafeString:
+def error_rate_chart(rows: list[dict], *, nonce: object | None = None) -> SafeString:
     """Line: share of calls that failed, per day."""
     labels = [_day(row["day"]) for row in rows]
     chart = pygal.Line(**BASE | HALF, show_legend=False, **_sparse_labels(labels, 8))
@@ -93,7 +95,7 @@ def error_rate_chart(rows: list[dict], *, nonce: str | None = None) -> SafeStrin
     return _svg(chart, label="Share of calls that failed per day", nonce=nonce)
 
 
-def latency_chart(rows: list[dict], *, nonce: str | None = None) -> SafeString:
+def latency_chart(rows: list[dict], *, nonce: object | None = None) -> SafeString:
     """Lines: p50 and p95 of time to first token and of duration, per day, in seconds."""
     labels = [_day(row["day"]) for row in rows]
     chart = pygal.Line(**BASE | HALF, **_sparse_labels(labels, 8))

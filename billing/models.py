@@ -46,7 +46,7 @@ def usd_field(**kwargs) -> models.DecimalField:
 
 class PriceQuerySet(models.QuerySet["Price"]):
     def in_force(self, model: str, on: dt.date) -> Price | None:
-        """The newest price for this model (or the alias of its dated snapshot) from on or before that day."""
+        """The newest price from on or before that day for this model (or its snapshot's alias)."""
         names = [model]
         if match := DATED_SNAPSHOT.match(model):
             names.append(match["alias"])
@@ -388,6 +388,9 @@ class UserSpend(Totals):
         ]
         indexes = [models.Index(fields=["user", "grain", "period"], name="userspend_user")]
 
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.model} {self.grain}{self.period}"
+
 
 class ConversationSpend(Totals):
     """The calls made for one conversation in one UTC day or month."""
@@ -419,6 +422,9 @@ class ConversationSpend(Totals):
             models.Index(fields=["grain", "period", "-cost"], name="conversationspend_top"),
         ]
 
+    def __str__(self) -> str:
+        return f"conversation {self.conversation_id} {self.grain}{self.period}"
+
 
 class SiteDaily(Totals):
     """All users' calls to one model for one purpose in one UTC day."""
@@ -432,6 +438,9 @@ class SiteDaily(Totals):
         constraints = [
             models.UniqueConstraint(fields=["day", "model", "purpose"], name="sitedaily_key")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model} {self.purpose}"
 
 
 # Upper bounds (ms) of the latency histogram's buckets; the last one catches the rest.
@@ -465,3 +474,6 @@ class LatencyBucket(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["day", "metric", "le_ms"], name="latencybucket_key")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.metric} <= {self.le_ms} ms"

@@ -29,7 +29,7 @@ def cost_of(
     batch: bool = False,
     at: dt.datetime | dt.date | None = None,
 ) -> Decimal | None:
-    """The exact cost in USD (to the micro-dollar) of a call's usage; None if the model is unpriced."""
+    """The cost in USD, exact to the micro-dollar, of a call's usage; None when unpriced."""
     price = price_for(model, at=at)
     if price is None:
         return None

@@ -107,7 +107,12 @@ def with_derived(row: dict) -> dict:
     calls = row.get("calls") or 0
     row["prompt_tokens"] = sum(
         row.get(k) or 0
-        for k in ("input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
+        for k in (
+            "input_tokens",
+            "cache_write_5m_tokens",
+            "cache_write_1h_tokens",
+            "cache_read_tokens",
+        )
     )
     row["error_rate"] = (row.get("errors") or 0) / calls if calls else 0.0
     row["cost"] = row.get("cost") or Decimal(0)

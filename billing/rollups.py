@@ -44,7 +44,9 @@ def entry_totals(entry: LedgerEntry) -> dict[str, int | Decimal]:
 def _add(model: type[models.Model], key: dict, increments: dict) -> None:
     """Add to the row with this key, creating it first if needed (row-locked, no lost updates)."""
     model.objects.bulk_create([model(**key)], ignore_conflicts=True)
-    model.objects.filter(**key).update(**{name: F(name) + value for name, value in increments.items()})
+    model.objects.filter(**key).update(
+        **{name: F(name) + value for name, value in increments.items()}
+    )
 
 
 def add_to_rollups(entry: LedgerEntry) -> None:
@@ -125,7 +127,9 @@ def rebuild_rollups(*, spent: bool = True) -> None:
     for model in (UserSpend, ConversationSpend, SiteDaily, LatencyBucket):
         model.objects.all().delete()
     ledger = LedgerEntry.objects.order_by()
-    for qs in _by_period(ledger.filter(user__isnull=False), r_user=F("user_id"), r_model=F("model")):
+    for qs in _by_period(
+        ledger.filter(user__isnull=False), r_user=F("user_id"), r_model=F("model")
+    ):
         _insert_select(UserSpend, qs)
     for qs in _by_period(
         ledger.filter(conversation__isnull=False),
@@ -181,5 +185,7 @@ def _rebuild_spent(ledger: models.QuerySet) -> None:
         .values("total")
     )
     UserMonth.objects.update(spent=Coalesce(Subquery(user_total), zero))
-    site_total = months.filter(m=OuterRef("month")).values("m").annotate(total=Sum("cost")).values("total")
+    site_total = (
+        months.filter(m=OuterRef("month")).values("m").annotate(total=Sum("cost")).values("total")
+    )
     GlobalMonth.objects.update(spent=Coalesce(Subquery(site_total), zero))

@@ -227,4 +227,3 @@ def spend_by_user_csv(request: HttpRequest) -> StreamingHttpResponse:
     name = f"spend-by-user-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
-

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "review",
     "billing",
     "ops",
+    "batches",
 ]
 
 MIDDLEWARE = [
@@ -230,6 +231,16 @@ MESSAGE_MAX_CHARS = env.int("MESSAGE_MAX_CHARS", default=50_000)
 # conversation) and the share of it the context is trimmed to when full, in one step.
 CONTEXT_TOKEN_BUDGET = env.int("CONTEXT_TOKEN_BUDGET", default=100_000)
 CONTEXT_TRIM_TARGET = env.float("CONTEXT_TRIM_TARGET", default=0.65)
+# Batch jobs (batches/): a file of prompts sent through Message Batches or "now"; the
+# `db_worker` submits, polls (backing off from MIN to MAX seconds) and stores results.
+BATCH_MAX_UPLOAD_BYTES = env.int("BATCH_MAX_UPLOAD_BYTES", default=20_000_000)
+BATCH_MAX_ROWS = env.int("BATCH_MAX_ROWS", default=50_000)
+BATCH_SPLIT_SIZE = env.int("BATCH_SPLIT_SIZE", default=10_000)  # requests per Message Batch
+BATCH_NOW_MAX_ROWS = env.int("BATCH_NOW_MAX_ROWS", default=200)
+BATCH_NOW_CONCURRENCY = env.int("BATCH_NOW_CONCURRENCY", default=4)
+BATCH_POLL_MIN_SECONDS = env.float("BATCH_POLL_MIN_SECONDS", default=5.0)
+BATCH_POLL_MAX_SECONDS = env.float("BATCH_POLL_MAX_SECONDS", default=300.0)
+BATCH_LEASE_SECONDS = env.float("BATCH_LEASE_SECONDS", default=30.0)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # json: one JSON object per line on stdout (production); console: readable lines (DEBUG).

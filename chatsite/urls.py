@@ -8,6 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("review/", include("review.urls")),
+    path("batches/", include("batches.urls")),
     path("", include("ops.urls")),  # /healthz, /readyz, /metrics
     path("", include("conversations.urls")),
 ]

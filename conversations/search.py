@@ -6,17 +6,24 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
+from django.contrib.postgres.search import (
+    SearchHeadline,
+    SearchQuery,
+    SearchRank,
+    SearchVector,
+    SearchVectorField,
+)
 from django.db import connection
 from django.db.models import Count, Max, Q, Sum
+from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from conversations.models import Conversation, Message
 
-# The text-search configuration of the query and of the index on message content
-# (migration 0007): they must agree for Postgres to use the index.
+# The text-search configuration of queries; the stored vector of message content
+# (migration 0008) is built with the same one.
 SEARCH_CONFIG = "english"
 MAX_QUERY_CHARS = 200
 # A title match weighs as much as two good message matches.
@@ -60,11 +67,11 @@ def search_conversations(user, query: str, *, limit: int = 20) -> list[SearchHit
 
 def _search_postgres(user, query: str, *, limit: int) -> list[SearchHit]:
     tsquery = SearchQuery(query, search_type="websearch", config=SEARCH_CONFIG)
-    content = SearchVector("content", config=SEARCH_CONFIG)
+    content = message_vector()
     title = SearchVector("title", config=SEARCH_CONFIG)
     owned = Conversation.objects.for_user(user)
 
-    # One row per matching conversation; the GIN index on the content vector finds the rows.
+    # One row per matching conversation; the GIN index on the stored vector finds the rows.
     per_conversation = (
         Message.objects.filter(conversation__in=owned.values("id"))
         .annotate(document=content)
@@ -147,6 +154,11 @@ def _search_postgres(user, query: str, *, limit: int) -> list[SearchHit]:
             )
         )
     return hits
+
+
+def message_vector() -> RawSQL:
+    """Message content's stored search vector (a generated column, not a model field)."""
+    return RawSQL('"conversations_message"."search_vector"', (), output_field=SearchVectorField())
 
 
 def marked(text: str, start: str, stop: str) -> SafeString:

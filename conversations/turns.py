@@ -25,6 +25,8 @@ from conversations.claude.streaming import (
 )
 from conversations.generations import Generation, generations
 from conversations.models import Conversation, Message
+from ops import metrics
+from ops.calls import alog_claude_call
 
 AFTER_REPLY_STATUSES = {
     Message.Status.STOPPED,
@@ -105,6 +107,7 @@ def _reserve(conversation: Conversation, plan: context.ContextPlan):
             cache_ttl="5m",  # the prompt may be written to the cache
         )
     except budgets.BudgetExceeded as exc:
+        metrics.record_budget_block(exc.scope)
         raise TurnRejected(str(exc)) from exc
 
 
@@ -164,6 +167,7 @@ async def _check_limits(*, user_id: int, tokens: int) -> None:
     try:
         await throttle.check_rate_limits(user_id=user_id, tokens=tokens)
     except throttle.RateLimited as exc:
+        metrics.record_rate_limited(exc.scope)
         raise TurnRejected(str(exc)) from exc
 
 
@@ -220,11 +224,12 @@ async def _run_reply(
     generation: Generation,
 ) -> None:
     async with throttle.call_slots():
-        outcome = await generate_reply(request=request, generation=generation)
+        with metrics.track_stream():
+            outcome = await generate_reply(request=request, generation=generation)
     fields = apply_outcome(reply, outcome, generation.text, counted=plan.learn)
     await reply.asave(update_fields=fields)
     await database_sync_to_async(_count_turn)(conversation, plan, outcome)
-    await budgets.asettle(
+    entry = await budgets.asettle(
         plan.reservation,
         usage=outcome.usage,
         model=outcome.model,
@@ -235,6 +240,20 @@ async def _run_reply(
         duration_ms=outcome.duration_ms,
         conversation=conversation.pk,
         message_id=reply.pk,
+    )
+    await alog_claude_call(
+        request_id=outcome.request_id,
+        user_id=conversation.user_id,
+        conversation_id=conversation.pk,
+        model=outcome.model,
+        usage=outcome.usage,
+        cost=entry.cost,
+        ttft_ms=outcome.ttft_ms,
+        duration_ms=outcome.duration_ms,
+        stop_reason=outcome.stop_reason,
+        status=outcome.status,
+        error_kind=outcome.error_kind,
+        purpose=Purpose.CHAT,
     )
     await streambuffer.discard(reply.pk)
     await _broadcast(
@@ -273,13 +292,31 @@ async def _name_conversation(conversation: Conversation, reply: Message) -> None
     except budgets.BudgetExceeded:
         return  # no budget left: the conversation keeps its default name
     title, response = await titles.generate_title(question=question or "", answer=reply.content)
-    await budgets.asettle(
+    usage = titles.usage_of(response)
+    model = getattr(response, "model", None) or settings.TITLE_MODEL
+    status = "complete" if response is not None else "failed"
+    request_id = getattr(response, "_request_id", None) or ""
+    entry = await budgets.asettle(
         reservation,
-        usage=titles.usage_of(response),
-        model=getattr(response, "model", None) or settings.TITLE_MODEL,
-        status="complete" if response is not None else "failed",
-        request_id=getattr(response, "_request_id", None) or "",
+        usage=usage,
+        model=model,
+        status=status,
+        request_id=request_id,
         conversation=conversation.pk,
+    )
+    await alog_claude_call(
+        request_id=request_id,
+        user_id=conversation.user_id,
+        conversation_id=conversation.pk,
+        model=model,
+        usage=usage,
+        cost=entry.cost,
+        ttft_ms=None,
+        duration_ms=None,
+        stop_reason="",
+        status=status,
+        error_kind="" if response is not None else "title_failed",
+        purpose=Purpose.TITLE,
     )
     if title and await titles.save_title(conversation.pk, title):
         conversation.title = title

@@ -67,3 +67,26 @@ def stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def start_db_worker(*, fake_base_url: str, name: str, log_path: Path | None = None, **env: str):
+    """Start `manage.py db_worker` (the background task worker) on the test database."""
+    full_env = (
+        os.environ
+        | {
+            "DATABASE_URL": test_database_url(),
+            "ANTHROPIC_BASE_URL": fake_base_url,
+            "DEBUG": "false",
+        }
+        | env
+    )
+    full_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    log = log_path.open("w") if log_path else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay",
+         "--interval", "0.05", "--worker-id", name],
+        cwd=ROOT,
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip

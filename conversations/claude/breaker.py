@@ -7,6 +7,8 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
+from ops.metrics import set_breaker_state
+
 STATE_KEY = "claude:breaker:state"
 UNTIL_KEY = "claude:breaker:open_until"
 FAILURES_KEY = "claude:breaker:failures"
@@ -39,6 +41,7 @@ async def allow() -> None:
     # Cool-down over: exactly one caller (across processes) probes; the rest fail fast.
     if await cache.aadd(PROBE_KEY, 1, timeout=settings.CLAUDE_BREAKER_COOLDOWN):
         await cache.aset(STATE_KEY, HALF_OPEN, timeout=None)
+        set_breaker_state(HALF_OPEN)
         return
     raise CircuitOpen(settings.CLAUDE_BREAKER_COOLDOWN)
 
@@ -48,6 +51,7 @@ async def record_success() -> None:
     if await cache.aget(STATE_KEY, CLOSED) != CLOSED:
         await cache.aset(STATE_KEY, CLOSED, timeout=None)
         await cache.adelete_many([UNTIL_KEY, PROBE_KEY])
+        set_breaker_state(CLOSED)
     await cache.adelete(FAILURES_KEY)
 
 
@@ -72,6 +76,7 @@ async def open_circuit() -> None:
         timeout=None,
     )
     await cache.adelete(PROBE_KEY)
+    set_breaker_state(OPEN)
 
 
 def current_state_sync() -> str:

@@ -70,6 +70,7 @@ class DeltaRelay:
         self.sent = generation.length  # characters already broadcast (a continued reply)
         self.ready = asyncio.Event()
         self.closed = False
+        self._pause: asyncio.Future[None] | None = None  # the wait between two frames
 
     def push(self, text: str) -> None:
         self.generation.append(text)
@@ -96,16 +97,36 @@ class DeltaRelay:
 
     async def run(self) -> None:
         """Send pending text, then wait at least one interval before the next frame."""
+        loop = asyncio.get_running_loop()
         while not self.closed:
             await self.ready.wait()
             self.ready.clear()
             await self.flush()
-            await asyncio.sleep(self.interval)
+            if self.closed and not self.pending:
+                return  # the reply is over and all of it was sent: no frame to pace
+            next_frame = loop.time() + self.interval
+            self._pause = loop.create_future()
+            timer = loop.call_at(next_frame, _release, self._pause)
+            try:
+                await self._pause  # close() ends it early: the reply need not wait a frame
+            finally:
+                timer.cancel()
+                self._pause = None
+            remaining = next_frame - loop.time()
+            if remaining > 0 and self.pending:  # closed early with text left: keep the pace
+                await asyncio.sleep(remaining)
         await self.flush()
 
     def close(self) -> None:
         self.closed = True
         self.ready.set()
+        if self._pause is not None:
+            _release(self._pause)
+
+
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 async def stream_reply(
@@ -281,6 +302,7 @@ async def generate_reply(*, request: ReplyRequest, generation: Generation) -> Re
             logger.warning("reply %s failed: %s", generation.reply_id, kind)
         outcome.status = Message.Status.INTERRUPTED if generation.length else Message.Status.FAILED
         outcome.error_kind = kind
+        outcome.request_id = getattr(exc, "request_id", None) or outcome.request_id
         if isinstance(exc, breaker.CircuitOpen):
             outcome.retry_in = exc.retry_in
     finally:

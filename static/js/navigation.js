@@ -22,16 +22,27 @@
 
   // --- Older pages replace the sentinel at the top of #messages: keep the reader's place.
   var keep = null;
+  var quiet = null; // {list, live, timer} while old messages are going in
   document.addEventListener("htmx:beforeSwap", function (event) {
     var elt = event.detail.elt;
     if (!elt || !elt.classList || !elt.classList.contains("older-messages")) return;
     var list = elt.closest(".messages");
-    if (list) keep = { list: list, fromBottom: list.scrollHeight - list.scrollTop };
+    if (!list) return;
+    keep = { list: list, fromBottom: list.scrollHeight - list.scrollTop };
+    // Old messages coming back are not news: keep screen readers from reading them out.
+    if (quiet) clearTimeout(quiet.timer);
+    else quiet = { list: list, live: list.getAttribute("aria-live") };
+    list.setAttribute("aria-live", "off");
   });
   document.addEventListener("htmx:afterSwap", function () {
     if (!keep) return;
     keep.list.scrollTop = keep.list.scrollHeight - keep.fromBottom;
     keep = null;
+    quiet.timer = setTimeout(function () {
+      if (quiet.live) quiet.list.setAttribute("aria-live", quiet.live);
+      else quiet.list.removeAttribute("aria-live");
+      quiet = null;
+    }, 250);
     if (jumpTo) reachTarget();
   });
 

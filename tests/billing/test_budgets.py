@@ -35,7 +35,7 @@ def test_reserve_holds_the_worst_case_and_settle_swaps_it_for_the_real_cost(user
     reservation = reserve(
         user=user, model=SONNET, prompt_tokens=1_000, max_tokens=2_000, purpose="chat", at=NOW
     )
-    # 1,000 × $3/M + 2,000 × $15/M = $0.033
+    # 1,000 x $3/M + 2,000 x $15/M = $0.033
     assert reservation.amount == Decimal("0.033")
     assert month_of(user).reserved == Decimal("0.033")
     assert GlobalMonth.objects.get(month=dt.date(2026, 11, 1)).reserved == Decimal("0.033")
@@ -51,9 +51,9 @@ def test_reserve_holds_the_worst_case_and_settle_swaps_it_for_the_real_cost(user
         conversation=conversation,
         message_id=reply.pk,
     )
-    # 900 × 3 + 100 × 0.30 + 250 × 15 = 2,700 + 30 + 3,750 micro-dollars
+    # 900 x 3 + 100 x 0.30 + 250 x 15 = 2,700 + 30 + 3,750 micro-dollars
     assert entry.cost == Decimal("0.006480")
-    assert entry.cache_savings == Decimal("0.000270")  # 100 × (3 − 0.30)
+    assert entry.cache_savings == Decimal("0.000270")  # 100 x (3 - 0.30)
     assert (entry.user, entry.conversation, entry.message) == (user, conversation, reply)
     assert (entry.purpose, entry.status, entry.request_id) == ("chat", "complete", "req_123")
     assert (entry.ttft_ms, entry.duration_ms, entry.created_at) == (412, 2_950, NOW)
@@ -104,7 +104,7 @@ def test_a_call_whose_worst_case_does_not_fit_is_refused_with_what_is_left(user,
         "This request could cost up to $0.033, more than the $0.01 left of your $1.00 "
         "monthly budget. It resets on 1 December 2026 (UTC)."
     )
-    # A smaller call still fits: 100 × 3 + 500 × 15 = $0.0078.
+    # A smaller call still fits: 100 x 3 + 500 x 15 = $0.0078.
     assert reserve(user=user, model=SONNET, prompt_tokens=100, max_tokens=500, at=NOW).amount == (
         Decimal("0.0078")
     )
@@ -151,7 +151,7 @@ def test_cache_writes_raise_the_worst_case_of_the_prompt(user):
             user=user, model=SONNET, prompt_tokens=10_000, max_tokens=1_000, cache_ttl=ttl, at=NOW
         ).amount
 
-    # 10,000 × 3 / 3.75 / 6 + 1,000 × 15 micro-dollars
+    # 10,000 x 3 / 3.75 / 6 + 1,000 x 15 micro-dollars
     assert [amount(None), amount("5m"), amount("1h")] == [
         Decimal("0.045"),
         Decimal("0.0525"),
@@ -249,7 +249,9 @@ def test_release_gives_the_hold_back_without_a_ledger_row(user):
 
 def test_holds_of_calls_that_never_settled_expire(user):
     stale = reserve(user=user, model=SONNET, prompt_tokens=1_000, max_tokens=1_000, at=NOW)
-    batch = reserve(user=user, model=SONNET, prompt_tokens=1_000, max_tokens=1_000, batch=True, at=NOW)
+    batch = reserve(
+        user=user, model=SONNET, prompt_tokens=1_000, max_tokens=1_000, batch=True, at=NOW
+    )
     assert release_stale_reservations(now=NOW + dt.timedelta(hours=2)) == 1
     assert month_of(user).reserved == batch.amount  # a batch may take a day
     assert not Reservation.objects.filter(pk=stale.pk).exists()
@@ -299,3 +301,26 @@ async def test_async_reserve_and_settle_for_the_chat_turn(settings):
     counter = await UserMonth.objects.aget(user=person)
     assert (counter.spent, counter.reserved) == (Decimal("0.015"), 0)
     await sync_to_async(connections.close_all)()
+
+
+def test_a_users_next_call_frees_their_own_stale_holds(user, settings):
+    settings.BUDGET_USER_MONTHLY_USD = Decimal("0.02")
+    reserve(user=user, model=SONNET, prompt_tokens=1_000, max_tokens=1_000, at=NOW)  # $0.018
+    with pytest.raises(BudgetExceeded):
+        reserve(user=user, model=SONNET, prompt_tokens=1_000, max_tokens=1_000, at=NOW)
+    later = NOW + dt.timedelta(hours=2)  # its process died: the hold expired
+    assert reserve(user=user, model=SONNET, prompt_tokens=1_000, max_tokens=1_000, at=later)
+    assert UserMonth.objects.get(user=user).reserved == Decimal("0.018")
+
+
+def test_the_hourly_command_releases_stale_holds(user):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    reserve(user=user, model=SONNET, prompt_tokens=1_000, max_tokens=1_000)
+    Reservation.objects.update(expires_at=NOW)  # long past
+    out = StringIO()
+    call_command("billing_release_stale", stdout=out)
+    assert "Released 1 stale reservation(s)." in out.getvalue()
+    assert UserMonth.objects.get(user=user).reserved == 0

@@ -15,7 +15,7 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CALLS = 50
-WORST_CASE = Decimal("0.018")  # 1,000 prompt tokens × $3/M + 1,000 output tokens × $15/M
+WORST_CASE = Decimal("0.018")  # 1,000 prompt tokens x $3/M + 1,000 output tokens x $15/M
 
 
 def race(users) -> list:

@@ -95,7 +95,7 @@ def test_dashboard_shows_spend_by_user_model_conversation_and_cache_savings(clie
     assert re.search(r">ada</a></th>\s*<td class=\"num\">2</td>", users)
     assert "$0.60" in users  # 0.30 of output + 1M cache-read tokens at $0.30
     assert 'id="total-spend">$0.60<' in page
-    assert 'id="cache-savings">$2.70<' in page  # 1M × ($3 − $0.30) per million
+    assert 'id="cache-savings">$2.70<' in page  # 1M x ($3 - $0.30) per million
     top = page[page.index('id="top-conversations"') :]
     assert "Trip to Lisbon" in top and "$0.60" in top
     assert "claude-sonnet-4-6" in page[page.index('id="by-model"') :]
@@ -110,6 +110,18 @@ def test_charts_are_inline_svg_without_scripts(client, admin_user):
         assert section.split(">", 1)[1].lstrip().startswith("<svg")
     assert "<script" not in page[page.index('id="billing-dashboard"') :]
     assert "kozea.github.io" not in page  # pygal's CDN tooltips are off
+
+
+def test_chart_styles_carry_the_pages_csp_nonce(client, admin_user):
+    spend(UserFactory(), "0.03", at=at("2026-11-03"))
+    client.force_login(admin_user)
+    response = client.get(DASHBOARD, NOV)
+    nonce = re.search(r"'nonce-([^']+)'", response["Content-Security-Policy"]).group(1)
+    dashboard = response.content.decode().split('id="billing-dashboard"', 1)[1]
+    styles = re.findall(r"<style[^>]*>", dashboard)
+    assert len(styles) == 4
+    assert all(f'nonce="{nonce}"' in tag for tag in styles), (nonce, styles)
+    assert ' style="' not in dashboard  # inline style attributes are refused by the CSP
 
 
 def test_unpriced_calls_are_shown_as_unpriced(client, admin_user):
@@ -179,7 +191,9 @@ def test_users_sort_and_search(client, admin_user):
 
 def test_csv_export_parses_with_every_token_kind_and_defuses_formulas(client, admin_user):
     person = UserFactory(username="=HYPERLINK(evil)")
-    reservation = reserve(user=person, model=SONNET, prompt_tokens=10, max_tokens=10, at=at("2026-11-09"))
+    reservation = reserve(
+        user=person, model=SONNET, prompt_tokens=10, max_tokens=10, at=at("2026-11-09")
+    )
     settle(
         reservation,
         usage={
@@ -203,8 +217,11 @@ def test_csv_export_parses_with_every_token_kind_and_defuses_formulas(client, ad
     [row] = csv_rows(response)
     assert row["username"] == "'=HYPERLINK(evil)"
     assert (row["calls"], row["errors"]) == ("1", "1")
-    assert [row[f"{k} tokens"] for k in ("input", "cache write 5m", "cache write 1h", "cache read", "output")] == ["11", "20", "30", "40", "60"]
-    # 11 × 3 + 20 × 3.75 + 30 × 6 + 40 × 0.30 + 60 × 15 = 1,200 micro-dollars
+    assert [
+        row[f"{k} tokens"]
+        for k in ("input", "cache write 5m", "cache write 1h", "cache read", "output")
+    ] == ["11", "20", "30", "40", "60"]
+    # 11 x 3 + 20 x 3.75 + 30 x 6 + 40 x 0.30 + 60 x 15 = 1,200 micro-dollars
     assert Decimal(row["cost usd"]) == Decimal("0.0012")
 
 

@@ -32,7 +32,10 @@ def ask(text: str) -> dict:
 
 
 def plain(message: dict) -> dict:
-    return {"role": message["role"], "content": [{"type": "text", "text": c["text"]} for c in message["content"]]}
+    return {
+        "role": message["role"],
+        "content": [{"type": "text", "text": c["text"]} for c in message["content"]],
+    }
 
 
 async def test_ledger_sums_to_the_usage_the_api_reported_over_a_multi_turn_chat(fake_api):

@@ -21,8 +21,8 @@ KINDS = {
     "cache_read": {"cache_read_input_tokens": N},
     "output": {"output_tokens": N},
 }
-# 1,234,567 tokens × the list price per million, rounded half up to the micro-dollar, by hand:
-# e.g. Opus cache read 1,234,567 × 0.50 / 10^6 = 0.6172835 -> 0.617284.
+# 1,234,567 tokens x the list price per million, rounded half up to the micro-dollar, by hand:
+# e.g. Opus cache read 1,234,567 x 0.50 / 10^6 = 0.6172835 -> 0.617284.
 EXPECTED = {
     "claude-opus-4-8": ("6.172835", "7.716044", "12.345670", "0.617284", "30.864175"),
     "claude-opus-4-5": ("6.172835", "7.716044", "12.345670", "0.617284", "30.864175"),
@@ -59,7 +59,7 @@ def test_haiku_4_5_is_one_and_five_dollars_not_the_guides_claude_3_price():
 
 
 def test_a_mixed_call_is_the_sum_of_its_lines_rounded_once():
-    # Sonnet: 2,113 × 3 + 1,500 × 3.75 + 700 × 6 + 40,000 × 0.30 + 517 × 15
+    # Sonnet: 2,113 x 3 + 1,500 x 3.75 + 700 x 6 + 40,000 x 0.30 + 517 x 15
     #       = 6,339 + 5,625 + 4,200 + 12,000 + 7,755 = 35,919 micro-dollars.
     usage = {
         "input_tokens": 2_113,
@@ -134,7 +134,10 @@ def test_usage_dict_reads_the_sdks_usage_object_with_its_cache_breakdown():
             "input_tokens": 31,
             "cache_creation_input_tokens": 2048,
             "cache_read_input_tokens": 4096,
-            "cache_creation": {"ephemeral_5m_input_tokens": 1024, "ephemeral_1h_input_tokens": 1024},
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": 1024,
+                "ephemeral_1h_input_tokens": 1024,
+            },
             "output_tokens": 547,
             "service_tier": "standard",
         }

@@ -173,3 +173,33 @@ def test_rollups_equal_a_fresh_aggregate_of_the_ledger_after_random_calls(people
         rebuild_rollups()
         assert stored_rollups() == incremental
         transaction.set_rollback(True)
+
+
+def test_rebuild_makes_the_rollups_and_months_of_rows_written_straight_to_the_ledger(people):
+    users, conversations = people
+    when = dt.datetime(2026, 10, 31, 23, 30, tzinfo=dt.UTC)
+    LedgerEntry.objects.bulk_create(
+        LedgerEntry(
+            user=users[0],
+            conversation=conversations[0],
+            purpose="chat",
+            model="claude-sonnet-4-6",
+            output_tokens=1_000,
+            cost=Decimal("0.015"),
+            cache_savings=Decimal(0),
+            priced=True,
+            status="complete",
+            created_at=when + dt.timedelta(hours=hours),  # Oct 31 and Nov 1, UTC
+        )
+        for hours in (0, 1)
+    )
+
+    rebuild_rollups()
+
+    assert stored_rollups() == {
+        kind: normalised(fresh_aggregates()).get(kind, {}) for kind in stored_rollups()
+    }
+    assert UserMonth.objects.get(user=users[0], month=dt.date(2026, 11, 1)).spent == Decimal(
+        "0.015"
+    )
+    assert GlobalMonth.objects.get(month=dt.date(2026, 10, 1)).spent == Decimal("0.015")

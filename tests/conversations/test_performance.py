@@ -85,11 +85,24 @@ async def bytes_of_a_turn(user, tokens: int) -> int:
     return sum(len(frame.encode()) for frame in result["frames"])
 
 
-async def test_bytes_for_a_2000_token_reply_are_20_times_those_of_a_100_token_reply(user):
-    # The turn's fixed frames (the user's message, the composer reset, the reply's frame
-    # chrome) are the same for every reply: measured with an empty reply and set aside, so
-    # what is compared is what the reply itself costs on the wire.
-    fixed = await bytes_of_a_turn(user, 0)
-    short = await bytes_of_a_turn(user, 100) - fixed
-    long = await bytes_of_a_turn(user, 2000) - fixed
+@pytest.fixture
+def sparse_deltas(fake_api):
+    """Deltas of 100 tokens, 100 ms apart: as at Claude's real pace each delta is a frame of
+    its own (frames are coalesced to 50 ms), so the frame count follows the reply's length,
+    not the time it took or the machine's load; and the test stays fast."""
+    before = fake_api.tokens_per_delta
+    fake_api.configure(tokens_per_delta=100, tokens_per_second=1000)
+    yield fake_api
+    fake_api.configure(tokens_per_delta=before)
+
+
+async def test_bytes_for_a_2000_token_reply_are_20_times_those_of_a_100_token_reply(
+    user, sparse_deltas
+):
+    # A turn also sends frames whose size does not depend on the reply (the composer reset,
+    # the user's message, the reply's chrome and buttons): those of a turn whose reply is
+    # one token are set aside, so 101 and 2,001 tokens leave the bytes of 100 and 2,000.
+    fixed = await bytes_of_a_turn(user, 1)
+    short = await bytes_of_a_turn(user, 101) - fixed
+    long = await bytes_of_a_turn(user, 2001) - fixed
     assert abs(long - 20 * short) <= 0.1 * 20 * short, (fixed, short, long)

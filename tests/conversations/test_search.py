@@ -155,19 +155,28 @@ def test_search_needs_login(client):
 def test_message_search_uses_the_gin_index(user):
     conversation = ConversationFactory(user=user)
     say(conversation, "index me please", "and me")
-    from django.contrib.postgres.search import SearchQuery, SearchVector
+    from django.contrib.postgres.search import SearchQuery
 
-    from conversations.search import SEARCH_CONFIG
+    from conversations.search import SEARCH_CONFIG, message_vector
 
     query = (
-        Message.objects.annotate(document=SearchVector("content", config=SEARCH_CONFIG))
+        Message.objects.annotate(document=message_vector())
         .filter(document=SearchQuery("index", search_type="websearch", config=SEARCH_CONFIG))
         .values("id")
     )
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         plan = query.explain()
-    assert "msg_content_search" in plan
+    assert "msg_search_vector" in plan
+
+
+def test_the_stored_vector_follows_edits(user):
+    conversation = ConversationFactory(user=user)
+    (message,) = say(conversation, "first draft about otters")
+    message.content = "second draft about beavers"
+    message.save(update_fields=["content"])
+    assert search_conversations(user, "otters") == []
+    assert [h.message_id for h in search_conversations(user, "beavers")] == [message.pk]
 
 
 def test_plain_fallback_ranks_escapes_and_marks(user):

@@ -24,7 +24,11 @@ def call(user, *, at, output_tokens, conversation=None, model=SONNET):
     reservation = reserve(user=user, model=model, prompt_tokens=0, max_tokens=0, at=at)
     return settle(
         reservation,
-        usage={"input_tokens": 1_200, "cache_read_input_tokens": 30_000, "output_tokens": output_tokens},
+        usage={
+            "input_tokens": 1_200,
+            "cache_read_input_tokens": 30_000,
+            "output_tokens": output_tokens,
+        },
         model=model,
         status="complete",
         ttft_ms=650,
@@ -40,10 +44,17 @@ def test_admin_filters_the_dashboard_and_sees_charts_and_a_users_spend(page: Pag
     earlier = timezone.now() - dt.timedelta(days=40)
     conversation = ConversationFactory(user=grace, title="Compiler notes")
     for day in range(3):
-        # 1,200 × $3 + 30,000 × $0.30 + 20,000 × $15 per million = $0.3126 a call
-        call(grace, at=earlier + dt.timedelta(days=day), output_tokens=20_000, conversation=conversation)
+        # 1,200 x $3 + 30,000 x $0.30 + 20,000 x $15 per million = $0.3126 a call
+        call(
+            grace,
+            at=earlier + dt.timedelta(days=day),
+            output_tokens=20_000,
+            conversation=conversation,
+        )
     call(grace, at=earlier, output_tokens=10, model="claude-fable-5-2")
 
+    refused = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security" in m.text else None)
     log_in(page, f"{app_url}/admin/login/?next=/admin/billing/dashboard/", admin.username)
     expect(page.get_by_role("heading", name="Spend dashboard")).to_be_visible()
     users = page.locator("#users-table")
@@ -55,7 +66,7 @@ def test_admin_filters_the_dashboard_and_sees_charts_and_a_users_spend(page: Pag
 
     expect(page).to_have_url(re.compile(r"start=\d{4}-\d\d-\d\d&end="))
     grace_row = users.locator("tbody tr", has_text="grace")
-    expect(grace_row).to_contain_text("$0.9378")  # 3 × $0.3126
+    expect(grace_row).to_contain_text("$0.9378")  # 3 x $0.3126
     expect(grace_row.locator("td").first).to_have_text("4")
     for chart in ("#chart-by-day", "#chart-by-model", "#chart-errors", "#chart-latency"):
         expect(page.locator(f"{chart} svg")).to_be_visible()
@@ -63,7 +74,9 @@ def test_admin_filters_the_dashboard_and_sees_charts_and_a_users_spend(page: Pag
     assert bars.count() >= 3
     expect(page.locator("#top-conversations")).to_contain_text("Compiler notes")
     expect(page.locator("#unpriced-models")).to_contain_text("claude-fable-5-2")
-    expect(page.locator("#cache-savings")).to_have_text("$0.243")  # 90,000 × $2.70/M
+    expect(page.locator("#cache-savings")).to_have_text("$0.243")  # 90,000 x $2.70/M
+
+    assert refused == []  # the charts' styles carry the page's CSP nonce
 
     page.locator("#users-table thead").get_by_role("link", name="User").click()
     expect(page).to_have_url(re.compile(r"sort=user"))

@@ -37,7 +37,7 @@ def test_sign_up_chat_stream_and_reload(page: Page, app_url, fake_api):
     expect(page.locator("#chat")).to_have_attribute("data-ws-state", "open")
     page.evaluate(RECORD_GROWTH)
 
-    box = page.get_by_label("Message")
+    box = page.get_by_label("Message", exact=True)
     box.fill("What did you find?")
     box.press("Enter")
 

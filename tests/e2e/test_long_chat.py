@@ -67,6 +67,7 @@ def test_scroll_back_to_the_first_message(page: Page, app_url):
     page.locator("#messages").evaluate("list => { list.scrollTop = 0; }")
     expect(page.locator(f"#message-{ids[0]}")).to_be_in_viewport()
     expect(page.locator(".older-messages")).to_have_count(0)
+    expect(page.locator("#messages")).to_have_attribute("aria-live", "polite")  # restored
     shown = [int(i) for i in articles.evaluate_all("els => els.map(e => e.dataset.id)")]
     assert shown == ids
 

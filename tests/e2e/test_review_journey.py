@@ -96,8 +96,8 @@ def test_a_live_reply_gets_rating_controls_when_it_finishes(page: Page, app_url,
     log_in(page, app_url, user.username)
     page.goto(f"{app_url}/c/{conversation.pk}/")
     expect(page.locator("#chat")).to_have_attribute("data-ws-state", "open")
-    page.get_by_label("Message").fill("Tell me something")
-    page.get_by_label("Message").press("Enter")
+    page.get_by_label("Message", exact=True).fill("Tell me something")
+    page.get_by_label("Message", exact=True).press("Enter")
 
     reply = page.locator("article.message.assistant").last
     expect(reply).to_have_attribute("data-status", "complete", timeout=15_000)

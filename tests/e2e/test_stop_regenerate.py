@@ -26,8 +26,8 @@ def test_stop_reload_and_regenerate(page: Page, app_url, fake_api):
     page.goto(f"{app_url}/c/{conversation.pk}/")
     expect(page.locator("#chat")).to_have_attribute("data-ws-state", "open")
 
-    page.get_by_label("Message").fill("Write forever")
-    page.get_by_label("Message").press("Enter")
+    page.get_by_label("Message", exact=True).fill("Write forever")
+    page.get_by_label("Message", exact=True).press("Enter")
     reply = page.locator("article.message.assistant").last
     expect(reply.locator(".content.streaming")).to_contain_text("endless")
     page.get_by_role("button", name="Stop").click()

@@ -116,3 +116,25 @@ def test_alert_log_line_reaches_the_configured_handler(alert_settings, mailoutbo
     for _ in range(10):
         claude_call(failed=True)
     assert [r.levelname for r in caplog.records if r.name == "ops.alerts"] == ["ERROR"]
+
+
+def test_a_call_is_still_counted_when_the_cache_is_down(alert_settings, events, client):
+    from tests.ops.conftest import METRICS_TOKEN, sample, scrape
+
+    alert_settings.METRICS_TOKEN = METRICS_TOKEN
+    before = sample(scrape(client), "chatsite_claude_errors_total", kind="overloaded")
+    working = alert_settings.CACHES
+    alert_settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        }
+    }
+    try:
+        claude_call(failed=True)  # must not raise: the reply matters more than the window
+        text = scrape(client)
+    finally:
+        alert_settings.CACHES = working
+    [warning] = alert_events(events, "ops.window_unavailable")
+    assert warning["error"] == "ConnectionError"
+    assert sample(text, "chatsite_claude_errors_total", kind="overloaded") == before + 1

@@ -14,13 +14,7 @@ from tests.factories import ConversationFactory
 from tests.ops.conftest import METRICS_TOKEN, sample
 from tests.sockets import collect_reply, open_socket, send_text
 
-# Remove once ops.calls / ops.metrics are called from the Claude call path (see ops/calls.py).
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.xfail(
-        strict=True, reason="the Claude call path does not call ops yet (issue 11 wiring)"
-    ),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 MODEL = "claude-sonnet-4-6"
 

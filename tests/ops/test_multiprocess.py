@@ -17,7 +17,8 @@ class Worker:
     """A real process recording metrics into the shared directory."""
 
     def __init__(self, directory: Path, rejections: int) -> None:
-        env = os.environ | {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+        # Logs go to stdout too: keep them out of the line protocol.
+        env = os.environ | {"PROMETHEUS_MULTIPROC_DIR": str(directory), "LOG_LEVEL": "ERROR"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.ops.multiproc_worker", str(rejections)],
             cwd=ROOT,
@@ -26,14 +27,17 @@ class Worker:
             stdout=subprocess.PIPE,
             text=True,
         )
-        assert self.process.stdout.readline().strip() == "ready"
+        while (line := self.process.stdout.readline()) and line.strip() != "ready":
+            assert line.startswith("{"), line  # only a JSON log line may come first
+        assert line, "the worker exited before it was ready"
 
     def scrape(self) -> str:
         self.process.stdin.write("scrape\n")
         self.process.stdin.flush()
         lines = []
         while (line := self.process.stdout.readline()).strip() != "END":
-            lines.append(line)
+            if not line.startswith("{"):  # skip a JSON log line
+                lines.append(line)
         return "".join(lines)
 
     def exit(self) -> None:

@@ -29,11 +29,6 @@ from tests.sockets import collect_reply, session_cookie
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/13"  # this module's own Redis database
 
-# Remove once ops.calls / ops.metrics are called from the Claude call path (see ops/calls.py).
-needs_wiring = pytest.mark.xfail(
-    strict=True, reason="the Claude call path does not call ops yet (issue 11 wiring)"
-)
-
 
 def _free_port() -> int:
     import socket
@@ -216,7 +211,6 @@ async def test_a_reply_streams_to_a_tab_on_the_other_process(webs, chat, fake_ap
     assert "".join(watched["deltas"]) == "".join(sent["deltas"])
 
 
-@needs_wiring
 async def test_each_process_counts_its_own_calls(webs, chat, fake_api):
     user, conversation = chat
     web1 = webs[0]
@@ -235,7 +229,6 @@ async def test_each_process_counts_its_own_calls(webs, chat, fake_api):
     assert sample(after[0], duration) - sample(before[0], duration) == 1
 
 
-@needs_wiring
 async def test_active_streams_are_counted_where_they_run(webs, chat, fake_api):
     user, conversation = chat
     web1 = webs[0]

@@ -1,0 +1,53 @@
+"""The app with candidate fixes patched in at import, to measure them before anyone makes them.
+
+    python -m bench --only load,burst --quick --whatif dispatch,layer
+
+runs the chosen benchmarks against `bench.whatif:application` with BENCH_WHATIF set and
+writes bench/results/whatif-<names>.json (never latest.json). The patches:
+
+- dispatch: consumer events that never touch the database (reply.delta) skip channels'
+  per-event `aclose_old_connections()`, a hop to the one thread-sensitive executor thread
+  (where every ORM call of the process queues) for every frame of every reply.
+- layer: InMemoryChannelLayer's `_clean_expired()` (a walk over every channel and every
+  group membership, run on each group_send and each receive) at most once a second.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from chatsite.asgi import application  # noqa: F401  (sets Django up first)
+
+PATCHES = {p for p in os.environ.get("BENCH_WHATIF", "").split(",") if p}
+NO_DATABASE_EVENTS = {"reply.delta"}
+
+if "dispatch" in PATCHES:
+    from channels.consumer import get_handler_name
+
+    from conversations.consumers import ConversationConsumer
+
+    async def dispatch(self, message: dict) -> None:
+        if message.get("type") in NO_DATABASE_EVENTS:
+            await getattr(self, get_handler_name(message))(message)
+            return
+        await super(ConversationConsumer, self).dispatch(message)
+
+    ConversationConsumer.dispatch = dispatch
+
+if "layer" in PATCHES:
+    from channels.layers import InMemoryChannelLayer
+
+    _clean_expired = InMemoryChannelLayer._clean_expired
+
+    def clean_expired_now_and_then(self) -> None:
+        now = time.monotonic()
+        if now - getattr(self, "_cleaned_at", 0.0) >= 1.0:
+            self._cleaned_at = now
+            _clean_expired(self)
+
+    InMemoryChannelLayer._clean_expired = clean_expired_now_and_then
+
+unknown = PATCHES - {"dispatch", "layer"}
+if unknown:
+    raise SystemExit(f"unknown BENCH_WHATIF patches: {sorted(unknown)}")

@@ -12,4 +12,4 @@ RUN DEBUG=true python manage.py collectstatic --noinput
 RUN useradd --system chatsite && chown -R chatsite /app
 USER chatsite
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "chatsite.asgi:application"]
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--access-log", "/dev/null", "chatsite.asgi:application"]

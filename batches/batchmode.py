@@ -20,8 +20,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from batches import results
-from batches.models import BatchJob, JobRequest, JobResult, ProviderBatch
 from batches.jobs import afinalize
+from batches.models import BatchJob, JobRequest, JobResult, ProviderBatch
 from batches.scheduling import next_poll_interval
 from conversations.claude.streaming import error_kind
 
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 State = ProviderBatch.State
 CLOCK_SKEW = dt.timedelta(minutes=5)  # between our clock and the API's created_at
-INGEST_SLICE = 200  # results stored per transaction
+INGEST_SLICE = 100  # results stored per transaction (short: the heartbeat waits for it)
 REFUSED = {400, 401, 403, 404, 413, 422}  # the API surely did not create the batch
 
 
@@ -141,9 +141,7 @@ async def _reconcile(chunk: ProviderBatch, client) -> bool:
 
 
 def _total(counts: Any) -> int:
-    return (
-        counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
-    )
+    return counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
 
 
 async def _save_status(chunk: ProviderBatch, batch: Any) -> None:
@@ -157,9 +155,7 @@ async def _save_status(chunk: ProviderBatch, batch: Any) -> None:
         "canceling": State.CANCELING,
         "ended": State.ENDED,
     }.get(status, State.IN_PROGRESS)
-    await chunk.asave(
-        update_fields=["provider_id", "processing_status", "request_counts", "state"]
-    )
+    await chunk.asave(update_fields=["provider_id", "processing_status", "request_counts", "state"])
 
 
 async def _set_state(chunk: ProviderBatch, state: str) -> None:

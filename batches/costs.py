@@ -1,30 +1,37 @@
-"""A job's budget hold: its whole worst case is reserved before anything is sent; each
-result carves its own worst case off the hold and settles it to the real cost in the
-result's own transaction; whatever is left is released when the job ends or is cancelled.
+"""A job's budget hold.
 
-So a job can never spend past its hold, and a result is charged exactly once: the carve,
-the ledger row and the stored result commit together or not at all.
+Before anything is sent, the worst case of every distinct request (an upper bound of its
+prompt tokens plus its max_tokens, at the batch or list price) is reserved as one hold.
+As results are stored, each is settled to its real cost on the ledger, and in the same
+transaction the hold is renewed to the worst case of the requests still unanswered. So the
+hold never covers less than what can still be spent, a result is charged exactly once
+(its ledger row commits with it or not at all), and what a cancel or an early end leaves
+is released. Renewing the whole hold (rather than subtracting each result's share) also
+keeps the month's reserved total exact on SQLite, which does decimal sums in floats.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from billing.budgets import release, reserve, settle
+from django.db.models import Sum
+from django.utils import timezone
+
+from batches.models import BatchJob
+from billing.budgets import BudgetExceeded, release, reserve, settle
 from billing.models import LedgerEntry, Purpose, Reservation, month_start, utc_day
-from billing.pricing import price_for
-from batches.models import BatchJob, JobRequest
+
+logger = logging.getLogger(__name__)
 
 
 def purpose_of(*, batch: bool) -> str:
     return Purpose.BATCH if batch else Purpose.BULK
 
 
-def hold_job(
-    *, user, model: str, requests: Iterable[tuple[int, int]], batch: bool
-) -> Reservation:
+def hold_job(*, user, model: str, requests: Iterable[tuple[int, int]], batch: bool) -> Reservation:
     """Reserve the worst case of every (prompt_tokens_bound, max_tokens) request, or raise
     BudgetExceeded (its message is for the user)."""
     prompt_tokens = max_tokens = 0
@@ -41,59 +48,38 @@ def hold_job(
     )
 
 
-def _carve(job: BatchJob, request: JobRequest) -> Reservation:
-    """Move one request's worst case off the job's hold into a reservation of its own.
-
-    Call inside a transaction. If the hold is gone (released as stale after 25 h) the
-    result is still charged, through an unsaved, empty reservation.
-    """
-    parent = Reservation.objects.select_for_update().filter(pk=job.reservation_id).first()
-    if parent is None:
-        return Reservation(
-            user_id=job.user_id,
-            month=month_start(utc_day(job.created_at)),
-            amount=Decimal(0),
-            model=job.model,
-            purpose=purpose_of(batch=job.is_batch),
-            batch=job.is_batch,
-            priced=True,
-            prompt_tokens=request.prompt_tokens_bound,
-            max_tokens=request.max_tokens,
-            created_at=job.created_at,
-            expires_at=job.created_at,
-        )
-    price = price_for(parent.model, at=parent.created_at)
-    wanted = (
-        price.worst_case(
-            prompt_tokens=request.prompt_tokens_bound,
-            max_tokens=request.max_tokens,
-            batch=parent.batch,
-            cache_ttl=None,
-        )
-        if price
-        else Decimal(0)
+def hold_rest(job: BatchJob) -> bool:
+    """Replace the job's hold by the worst case of its unanswered requests (call inside the
+    transaction that stores results). False if the budget refuses it (an administrator
+    lowered it meanwhile): the job then holds nothing."""
+    old = Reservation.objects.filter(pk=job.reservation_id).first()
+    if old is not None:
+        release(old)
+    rest = job.requests.filter(result__isnull=True).aggregate(
+        prompt=Sum("prompt_tokens_bound"), longest=Sum("max_tokens")
     )
-    take = min(wanted, parent.amount)
-    # Computed here, not with F(): the row is locked, and SQLite would subtract in floats.
-    Reservation.objects.filter(pk=parent.pk).update(amount=parent.amount - take)
-    return Reservation.objects.create(
-        user_id=parent.user_id,
-        month=parent.month,
-        amount=take,
-        model=parent.model,
-        purpose=parent.purpose,
-        batch=parent.batch,
-        priced=parent.priced,
-        prompt_tokens=request.prompt_tokens_bound,
-        max_tokens=request.max_tokens,
-        created_at=parent.created_at,
-        expires_at=parent.expires_at,
-    )
+    new_id, held = None, True
+    if rest["prompt"]:
+        try:
+            new_id = reserve(
+                user=job.user,
+                model=job.model,
+                prompt_tokens=rest["prompt"],
+                max_tokens=rest["longest"],
+                purpose=purpose_of(batch=job.is_batch),
+                batch=job.is_batch,
+            ).pk
+        except BudgetExceeded as exc:
+            logger.warning("batch job %s: its hold was refused (%s)", job.pk, exc.scope)
+            held = False
+    if new_id != job.reservation_id:
+        BatchJob.objects.filter(pk=job.pk).update(reservation_id=new_id)
+        job.reservation_id = new_id
+    return held
 
 
 def charge(
     job: BatchJob,
-    request: JobRequest,
     *,
     usage: Mapping[str, Any],
     model: str,
@@ -102,10 +88,24 @@ def charge(
     request_id: str = "",
     duration_ms: int | None = None,
 ) -> LedgerEntry:
-    """Write one request's ledger row at its real cost (50% for batches); call inside the
-    transaction that stores its result."""
+    """Write one result's ledger row at its real cost (half price for batches). Its worst
+    case is covered by the job's hold, which the caller renews in the same transaction."""
+    now = timezone.now()
+    covered = Reservation(  # not saved: settling it releases nothing
+        user_id=job.user_id,
+        month=month_start(utc_day(now)),
+        amount=Decimal(0),
+        model=job.model,
+        purpose=purpose_of(batch=job.is_batch),
+        batch=job.is_batch,
+        priced=True,
+        prompt_tokens=0,
+        max_tokens=0,
+        created_at=now,
+        expires_at=now,
+    )
     return settle(
-        _carve(job, request),
+        covered,
         usage=usage,
         model=model or job.model,
         status=status,
@@ -116,10 +116,10 @@ def charge(
 
 
 def release_job(job: BatchJob) -> None:
-    """Give back what is left of the job's hold (nothing sent, cancelled, or unused)."""
-    parent = Reservation.objects.filter(pk=job.reservation_id).first()
-    if parent is not None:
-        release(parent)
+    """Give back what is left of the job's hold."""
+    hold = Reservation.objects.filter(pk=job.reservation_id).first()
+    if hold is not None:
+        release(hold)
 
 
 def held(job: BatchJob) -> Decimal:

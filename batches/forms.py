@@ -40,9 +40,7 @@ class BatchJobForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["model"].choices = [
-            (m.model_id, m.label) for m in ChatModel.objects.enabled()
-        ]
+        self.fields["model"].choices = [(m.model_id, m.label) for m in ChatModel.objects.enabled()]
         self.fields["model"].initial = settings.CLAUDE_MODEL
         self.fields["max_tokens"].initial = settings.CLAUDE_MAX_TOKENS
 

@@ -91,7 +91,9 @@ def create_job(
     unique: dict[str, _Unique] = {}
     row_hashes = []
     for row in rows:
-        params = request_params(row, model=model, system_prompt=system_prompt, max_tokens=max_tokens)
+        params = request_params(
+            row, model=model, system_prompt=system_prompt, max_tokens=max_tokens
+        )
         digest = params_hash(params)
         if digest not in unique:
             unique[digest] = _Unique(params, prompt_token_bound(params), len(unique) + 1)
@@ -181,7 +183,9 @@ def _store(*, rows, row_hashes, unique, reservation, **fields) -> BatchJob:
 def request_cancel(job: BatchJob) -> bool:
     """Ask the worker to cancel the job (unsent requests are cancelled, the hold released)."""
     updated = BatchJob.objects.filter(
-        pk=job.pk, cancel_requested=False, status__in=[BatchJob.Status.QUEUED, BatchJob.Status.RUNNING]
+        pk=job.pk,
+        cancel_requested=False,
+        status__in=[BatchJob.Status.QUEUED, BatchJob.Status.RUNNING],
     ).update(cancel_requested=True)
     if updated:
         scheduling.wake(job.pk)

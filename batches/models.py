@@ -3,11 +3,15 @@ carry them, and one stored result per request (never two: see JobResult)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.http import Http404
 from django.utils import timezone
+
+WORKER_LATE = dt.timedelta(seconds=30)
 
 
 def usd_field(**kwargs) -> models.DecimalField:
@@ -91,6 +95,11 @@ class BatchJob(models.Model):
         return self.mode == self.Mode.BATCH
 
     @property
+    def waiting_for_worker(self) -> bool:
+        """Queued for a while: no background worker seems to be running."""
+        return self.status == self.Status.QUEUED and timezone.now() - self.created_at > WORKER_LATE
+
+    @property
     def can_cancel(self) -> bool:
         return not self.is_finished and not self.cancel_requested
 
@@ -112,7 +121,7 @@ class ProviderBatch(models.Model):
         IN_PROGRESS = "in_progress"
         CANCELING = "canceling"
         ENDED = "ended"  # results can be downloaded
-        INGESTED = "ingested"  # every request of it has its stored result
+        INGESTED = "ingested", "Results stored"  # every request of it has its result
         FAILED = "failed"  # the API refused it: its requests are errored
 
     DONE = (State.INGESTED, State.FAILED)

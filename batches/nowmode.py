@@ -15,15 +15,18 @@ import time
 import anthropic
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import transaction
+from limits import parse
 
-from batches import results
+from batches import costs, results
 from batches.jobs import afinalize
-from batches.models import BatchJob, JobRequest
+from batches.models import BatchJob, JobRequest, JobResult
 from conversations.claude import breaker
 from conversations.claude.streaming import OUTAGE_KINDS
-from conversations.throttle import RateLimited, call_slots, check_rate_limits
+from conversations.throttle import RULES, RateLimited, call_slots, check_rate_limits
 
 SLICE_PER_SLOT = 4  # requests per step for each concurrent slot
+RATE_LIMIT_PATIENCE = 600.0  # seconds a call may wait for the rate limits
 
 
 async def step(job: BatchJob, client: anthropic.AsyncAnthropic) -> float | None:
@@ -34,6 +37,10 @@ async def step(job: BatchJob, client: anthropic.AsyncAnthropic) -> float | None:
     limit = settings.BATCH_NOW_CONCURRENCY * SLICE_PER_SLOT
     pending = await sync_to_async(_unanswered)(job, limit)
     if not pending:
+        await afinalize(job.pk)
+        return None
+    if not await sync_to_async(_renew_hold)(job):
+        await sync_to_async(_refuse_unanswered)(job)
         await afinalize(job.pk)
         return None
     if await breaker.state() == "open":
@@ -55,7 +62,14 @@ async def step(job: BatchJob, client: anthropic.AsyncAnthropic) -> float | None:
 
 
 async def _call(client: anthropic.AsyncAnthropic, job: BatchJob, request: JobRequest):
-    await _wait_for_rate_limits(job.user_id, request.prompt_tokens_bound + request.max_tokens)
+    tokens = request.prompt_tokens_bound + request.max_tokens
+    if not await _wait_for_rate_limits(job.user_id, tokens):
+        return results.Outcome(
+            kind=JobResult.Kind.ERRORED,
+            error_type="rate_limited",
+            error_message="Not sent: the rate limits did not allow it within "
+            f"{RATE_LIMIT_PATIENCE:.0f} seconds.",
+        )
     started = time.monotonic()
     try:
         async with call_slots():
@@ -73,13 +87,21 @@ async def _call(client: anthropic.AsyncAnthropic, job: BatchJob, request: JobReq
     )
 
 
-async def _wait_for_rate_limits(user_id: int, tokens: int) -> None:
-    """Wait until the user's and the global limits allow one more call."""
+async def _wait_for_rate_limits(user_id: int, tokens: int) -> bool:
+    """Wait until the user's and the global limits allow one more call (False: gave up, as
+    when one request alone is over a per-minute token limit)."""
+    for rule in RULES:
+        limit = getattr(settings, rule.setting)
+        if rule.kind == "tokens" and limit and tokens > parse(limit).amount:
+            return False  # this one request is over the limit on its own: it never fits
+    deadline = time.monotonic() + RATE_LIMIT_PATIENCE
     while True:
         try:
             await check_rate_limits(user_id=user_id, tokens=tokens)
-            return
+            return True
         except RateLimited as exc:
+            if time.monotonic() + exc.retry_in > deadline:
+                return False
             await asyncio.sleep(exc.retry_in)
 
 
@@ -94,3 +116,19 @@ def _unanswered(job: BatchJob, limit: int) -> list[JobRequest]:
 def _cancel_unanswered(job: BatchJob) -> None:
     pending = results.unanswered(job.requests.defer("params"))
     results.store_results(job, [(request, results.canceled()) for request in pending])
+
+
+def _renew_hold(job: BatchJob) -> bool:
+    """Hold the worst case of what is left before sending more (and after any restart)."""
+    with transaction.atomic():
+        return costs.hold_rest(job)
+
+
+def _refuse_unanswered(job: BatchJob) -> None:
+    refused = results.Outcome(
+        kind=JobResult.Kind.ERRORED,
+        error_type="budget",
+        error_message="Not sent: your budget no longer covers the rest of this job.",
+    )
+    pending = results.unanswered(job.requests.defer("params"))
+    results.store_results(job, [(request, refused) for request in pending])

@@ -12,8 +12,10 @@ from django.utils import timezone
 
 from batches import costs
 from batches.models import BatchJob, JobRequest, JobResult
+from billing.models import LedgerEntry
 from billing.tokens import usage_dict
 from conversations.claude.streaming import error_kind
+from ops.calls import log_claude_call
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +37,7 @@ class Outcome:
 
 
 def message_text(message: Any) -> str:
-    return "".join(
-        getattr(block, "text", "") for block in message.content if block.type == "text"
-    )
+    return "".join(getattr(block, "text", "") for block in message.content if block.type == "text")
 
 
 def from_message(message: Any, *, request_id: str = "", duration_ms: int | None = None) -> Outcome:
@@ -91,13 +91,15 @@ def canceled() -> Outcome:
 
 
 def store_results(job: BatchJob, outcomes: Iterable[tuple[JobRequest, Outcome]]) -> int:
-    """Store each request's result with its ledger row, once; return how many were new.
+    """Store each request's result with its ledger row, once, and renew the job's hold to
+    what is still unanswered, all in one transaction; return how many were new.
 
     A result already stored (a re-run after a crash, or another worker) is skipped whole,
     its charge included: the unique (job, custom_id) constraint decides, inside the same
     transaction as the ledger row.
     """
     stored = 0
+    calls: list[dict[str, Any]] = []
     with transaction.atomic():
         for request, outcome in outcomes:
             try:
@@ -123,7 +125,6 @@ def store_results(job: BatchJob, outcomes: Iterable[tuple[JobRequest, Outcome]])
             if outcome.billable:
                 entry = costs.charge(
                     job,
-                    request,
                     usage=outcome.usage,
                     model=outcome.model,
                     status="complete" if outcome.kind == JobResult.Kind.SUCCEEDED else "failed",
@@ -134,7 +135,30 @@ def store_results(job: BatchJob, outcomes: Iterable[tuple[JobRequest, Outcome]])
                 result.cost = entry.cost
                 result.ledger_entry_id = entry.pk
                 result.save(update_fields=["cost", "ledger_entry_id"])
+                calls.append(_call_record(job, outcome, entry))
+        if stored:
+            costs.hold_rest(job)
+    for call in calls:  # committed: now the logs, metrics and error-rate window
+        log_claude_call(**call)
     return stored
+
+
+def _call_record(job: BatchJob, outcome: Outcome, entry: LedgerEntry) -> dict[str, Any]:
+    """ops' record of one call (ids, counts and kinds; never the text)."""
+    return {
+        "request_id": outcome.request_id,
+        "user_id": job.user_id,
+        "conversation_id": None,
+        "model": entry.model,
+        "usage": outcome.usage,
+        "cost": entry.cost,
+        "ttft_ms": None,
+        "duration_ms": outcome.duration_ms,
+        "stop_reason": outcome.stop_reason,
+        "status": entry.status,
+        "error_kind": outcome.error_type if outcome.kind == JobResult.Kind.ERRORED else "",
+        "purpose": entry.purpose,
+    }
 
 
 def unanswered(requests) -> list[JobRequest]:

@@ -147,9 +147,7 @@ def _jsonl_row(number: int, item: Any) -> ParsedRow:
         raise RowError('must be a JSON object like {"prompt": "..."}.')
     unknown = sorted(set(item) - set(JSONL_FIELDS))
     if unknown:
-        raise RowError(
-            f"unknown field {unknown[0]!r} (allowed: {', '.join(JSONL_FIELDS)})."
-        )
+        raise RowError(f"unknown field {unknown[0]!r} (allowed: {', '.join(JSONL_FIELDS)}).")
     if ("prompt" in item) == ("messages" in item):
         raise RowError('needs either "prompt" or "messages" (not both).')
     if "prompt" in item:
@@ -264,7 +262,7 @@ def _custom_id(value: Any, number: int) -> str:
     if value is None:
         return f"row-{number}"
     if not isinstance(value, str) or not CUSTOM_ID.match(value):
-        raise RowError("custom_id must be 1–64 letters, digits, _ or -.")
+        raise RowError("custom_id must be 1 to 64 letters, digits, _ or -.")
     return value
 
 
@@ -303,9 +301,7 @@ def row_text(row: ParsedRow) -> str:
 def _check_size(row: ParsedRow) -> None:
     size = len(row_text(row))
     if size > settings.MESSAGE_MAX_CHARS:
-        raise RowError(
-            f"is {size:,} characters long; the limit is {settings.MESSAGE_MAX_CHARS:,}."
-        )
+        raise RowError(f"is {size:,} characters long; the limit is {settings.MESSAGE_MAX_CHARS:,}.")
 
 
 def _check_ids(rows: list[ParsedRow], problems: _Problems) -> None:
@@ -313,7 +309,8 @@ def _check_ids(rows: list[ParsedRow], problems: _Problems) -> None:
     for row in rows:
         if row.custom_id in seen:
             problems.add(
-                row.line, f"custom_id {row.custom_id!r} is already used on line {seen[row.custom_id]}."
+                row.line,
+                f"custom_id {row.custom_id!r} is already used on line {seen[row.custom_id]}.",
             )
         else:
             seen[row.custom_id] = row.line

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -12,6 +11,7 @@ from django.utils.html import escape
 
 from conversations import streambuffer
 from conversations.claude.streaming import group_name
+from conversations.frames import FrameRejected, parse_frame
 from conversations.models import Message, aconversation_for_user
 from conversations.turns import (
     TurnRejected,
@@ -61,16 +61,16 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
-        if text_data is None or len(text_data) > MAX_FRAME_CHARS:
+        if text_data is None:
+            await self._error("The message could not be read: send text, not binary data.")
+            return
+        if len(text_data) > MAX_FRAME_CHARS:
             await self._error("That message is too large to send.")
             return
         try:
-            frame = json.loads(text_data)
-        except ValueError:
-            await self._error("The message could not be read. Please try again.")
-            return
-        if not isinstance(frame, dict):
-            await self._error("The message could not be read. Please try again.")
+            frame = parse_frame(text_data)
+        except FrameRejected as exc:
+            await self._error(str(exc))
             return
         kind = frame.get("type", "send")
         handler = self.frame_handlers.get(kind) if isinstance(kind, str) else None

@@ -118,7 +118,7 @@ class Conversation(models.Model):
 
     def rename(self, title: str) -> None:
         """Give the conversation a new title (trimmed, never empty)."""
-        title = " ".join(title.split())[:200]
+        title = " ".join(title.replace("\x00", "").split())[:200]  # Postgres refuses NUL
         if not title:
             raise ValueError("A title cannot be empty.")
         self.title = title

@@ -28,6 +28,13 @@ class OperationsPanelAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
+    def get_urls(self) -> list:
+        """Only the panel: the model has no table, so no change, delete or history pages."""
+        from django.urls import path
+
+        name = f"{self.opts.app_label}_{self.opts.model_name}_changelist"
+        return [path("", self.admin_site.admin_view(self.changelist_view), name=name)]
+
     def changelist_view(self, request, extra_context=None) -> TemplateResponse:
         context = {
             **self.admin_site.each_context(request),

@@ -30,8 +30,10 @@ def fast_batches(settings, fake_api):
     settings.BATCH_POLL_MIN_SECONDS = 0.02
     settings.BATCH_POLL_MAX_SECONDS = 0.2
     settings.BATCH_LEASE_SECONDS = 5.0
+    default = fake_api.batch_seconds_per_request
     fake_api.configure(batch_seconds_per_request=0.01)
-    return fake_api
+    yield fake_api
+    fake_api.configure(batch_seconds_per_request=default)
 
 
 def jsonl(*items: dict) -> bytes:
@@ -114,5 +116,3 @@ def run_worker(job: BatchJob, *, until=None, timeout: float = 30.0) -> BatchJob:
         wait = (next_at - timezone.now()).total_seconds()
         if wait > 0:
             time.sleep(min(wait, max(deadline - time.monotonic(), 0)))
-
-

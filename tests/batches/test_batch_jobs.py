@@ -77,9 +77,7 @@ def test_more_than_the_split_size_goes_as_several_batches(client_for, settings, 
     assert JobResult.objects.filter(job=job, kind="succeeded").count() == 7
 
 
-def test_identical_requests_are_sent_once_and_their_result_reused(
-    client_for, user, fast_batches
-):
+def test_identical_requests_are_sent_once_and_their_result_reused(client_for, user, fast_batches):
     rows = [
         {"prompt": "same question"},
         {"prompt": "other question"},
@@ -252,3 +250,18 @@ def test_a_crash_between_submit_and_save_adopts_the_batch_instead_of_resending(
     assert list(fast_batches.batches.batches) == [sent_id]
     assert job.provider_batches.get().provider_id == sent_id
     assert JobResult.objects.filter(job=job, kind="succeeded").count() == 3
+
+
+def test_a_now_request_over_the_token_rate_limit_alone_is_not_sent(
+    client_for, settings, fast_batches
+):
+    settings.RATE_LIMIT_USER_TOKENS = "300/minute"
+    job = submit(client_for, jsonl({"prompt": "fits"}, {"prompt": "x" * 200}), mode="now",
+                 max_tokens=100)  # fmt: skip
+    job = run_worker(job)
+
+    assert job.status == BatchJob.Status.COMPLETED
+    assert len(fast_batches.requests) == 1  # only the request that fits was sent
+    late = job.rows.get(line=2).request.result
+    assert late.kind == "errored" and late.error_type == "rate_limited"
+    assert late.ledger_entry_id is None

@@ -52,11 +52,7 @@ def test_bad_jsonl_rows_are_reported_by_line_number_and_nothing_is_sent(logged_i
 
 def test_bad_csv_rows_are_reported_by_their_line_in_the_file(logged_in):
     data = (
-        b"custom_id,prompt,max_tokens\n"
-        b"a,hello,\n"
-        b'b,"a prompt\nover two lines",lots\n'
-        b"c,,\n"
-        b"a,dup,5\n"
+        b'custom_id,prompt,max_tokens\na,hello,\nb,"a prompt\nover two lines",lots\nc,,\na,dup,5\n'
     )
     page = refused(upload(logged_in, data, name="prompts.csv"))
     assert "Line 3: max_tokens &#x27;lots&#x27; is not a whole number." in page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 
 import pytest
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def job(client, user, fast_batches):
     client.force_login(user)
-    fast_batches.script({"text": "=HYPERLINK(\"http://evil.example\")"}, "plain answer")
+    fast_batches.script({"text": '=HYPERLINK("http://evil.example")'}, "plain answer")
     job = submit(client, jsonl({"prompt": "first"}, {"prompt": "second"}), name="mine.jsonl")
     client.logout()
     return job
@@ -62,6 +63,17 @@ def test_csv_download_cannot_inject_a_spreadsheet_formula(client, user, job):
     rows = list(csv.DictReader(io.StringIO(download(client, f"/batches/{job.pk}/results.csv")
                                            .decode())))  # fmt: skip
     assert [r["custom_id"] for r in rows] == ["row-1", "row-2"]
-    assert rows[0]["text"] == "'=HYPERLINK(\"http://evil.example\")"
+    assert rows[0]["text"] == '\'=HYPERLINK("http://evil.example")'
     assert rows[1]["text"] == "plain answer"
     assert BatchJob.objects.get(pk=job.pk).status == "completed"
+
+
+def test_a_job_nobody_picks_up_says_the_worker_is_missing(client, user, job):
+    client.force_login(user)
+    assert (
+        "Waiting for the background worker"
+        not in client.get(f"/batches/{job.pk}/").content.decode()
+    )
+    BatchJob.objects.filter(pk=job.pk).update(created_at=job.created_at - dt.timedelta(minutes=2))
+    page = client.get(f"/batches/{job.pk}/").content.decode()
+    assert "Waiting for the background worker" in page and "db_worker" in page

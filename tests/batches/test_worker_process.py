@@ -73,9 +73,7 @@ def assert_completed_exactly_once(job: BatchJob, user, fake_api, rows: int) -> N
     assert month.spent == entries.aggregate(total=Sum("cost"))["total"] > 0
 
 
-def test_worker_killed_mid_poll_and_restarted_completes_the_job(
-    client, user, fake_api, worker
-):
+def test_worker_killed_mid_poll_and_restarted_completes_the_job(client, user, fake_api, worker):
     fake_api.configure(batch_seconds_per_request=0.05)  # 40 requests: about 2 s
     client.force_login(user)
     job = submit(client, jsonl(*({"prompt": f"poll {i}"} for i in range(40))))
@@ -95,9 +93,7 @@ def test_worker_killed_mid_poll_and_restarted_completes_the_job(
     assert_completed_exactly_once(job, user, fake_api, rows=40)
 
 
-def test_worker_killed_mid_ingest_resumes_from_the_watchdog_tick(
-    client, user, fake_api, worker
-):
+def test_worker_killed_mid_ingest_resumes_from_the_watchdog_tick(client, user, fake_api, worker):
     fake_api.configure(batch_seconds_per_request=0.001)
     client.force_login(user)
     job = submit(client, jsonl(*({"prompt": f"ingest {i}"} for i in range(500))))

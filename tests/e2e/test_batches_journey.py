@@ -6,6 +6,7 @@ The real background worker (`manage.py db_worker`) runs beside daphne on the tes
 import csv
 import io
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -26,8 +27,10 @@ def worker(app_url, fake_api, tmp_path):
         BATCH_POLL_MIN_SECONDS="0.2",
         BATCH_POLL_MAX_SECONDS="0.5",
     )
+    default = fake_api.batch_seconds_per_request
     yield process
     stop(process)
+    fake_api.configure(batch_seconds_per_request=default)
 
 
 def test_upload_csv_watch_progress_and_download_results(page: Page, app_url, fake_api, worker):
@@ -61,7 +64,7 @@ def test_upload_csv_watch_progress_and_download_results(page: Page, app_url, fak
     with page.expect_download() as info:
         page.locator("#download-csv").click()
     assert info.value.suggested_filename.endswith("-results.csv")
-    rows = list(csv.DictReader(io.StringIO(open(info.value.path(), encoding="utf-8").read())))
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text(encoding="utf-8"))))
     assert [r["custom_id"] for r in rows] == [f"row-{n}" for n in range(2, 7)]
     assert {r["status"] for r in rows} == {"succeeded"}
     for row, prompt in zip(rows, PROMPTS, strict=True):

@@ -149,7 +149,7 @@ class World:
             "job_id": self.job.pk,
         }
         pattern = dict(named_routes())[name]
-        return {key: values[key] for key in pattern.pattern.converters}
+        return {key: values[key] for key in pattern.pattern.regex.groupindex}
 
     def state(self) -> tuple:
         """Everything a refused request must leave alone."""
@@ -213,7 +213,8 @@ def test_route_as_role(world, name, role):
     assert response.status_code == status, (name, role, response.content[:300])
     if location:
         assert response["Location"].startswith(location)
-    if role != "owner" and status >= 300:
+    refused = status >= 400 or location in (LOGIN[1], ADMIN_LOGIN[1])
+    if refused and role != "owner":
         body = b"".join(response) if response.streaming else response.content
         assert SECRET.encode() not in body, "refused, yet the owner's content leaked"
         assert world.state() == before, "refused, yet something changed"
@@ -242,7 +243,8 @@ def test_staff_may_not_open_an_unflagged_conversation(world):
 def admin_url(name: str) -> str:
     pattern = dict(named_routes())[name]
     dummies = {"app_label": "conversations", "object_id": "1", "content_type_id": "1"}
-    return reverse(name, kwargs={key: dummies[key] for key in pattern.pattern.converters})
+    names = pattern.pattern.regex.groupindex
+    return reverse(name, kwargs={key: dummies.get(key, "1") for key in names})
 
 
 @pytest.mark.parametrize("role", ("anonymous", "owner", "other"))
@@ -255,7 +257,7 @@ def test_the_admin_turns_away_everyone_who_is_not_staff(world, role):
         if name == "admin:login":
             assert response.status_code == 200
         elif name == "admin:logout":
-            assert response.status_code == 405  # POST only
+            assert response.status_code in (302, 405), name  # POST only; nobody to log out
         else:
             assert response.status_code == 302, name
             assert response["Location"].startswith("/admin/login/"), name

@@ -14,12 +14,17 @@ from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.utils import timezone
 
+from batches.models import BatchJob
 from billing.models import LedgerEntry, UserBudget
 from conversations.export import conversation_as_json
 from conversations.models import Conversation
 from review.models import Flag, Rating
 
 FORMAT_VERSION = 1
+BATCH_FIELDS = (
+    "id", "name", "mode", "model", "system_prompt", "max_tokens", "status", "row_count",
+    "created_at", "finished_at",
+)  # fmt: skip
 LEDGER_FIELDS = (
     "id", "created_at", "purpose", "model", "conversation_id", "message_id", "input_tokens",
     "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "output_tokens",
@@ -42,6 +47,7 @@ def user_data(user) -> dict:
     flags = Flag.objects.filter(created_by=user).select_related("item").order_by("id")
     ledger = LedgerEntry.objects.filter(user=user).order_by("id").values(*LEDGER_FIELDS)
     budget = UserBudget.objects.filter(user=user).first()
+    jobs = BatchJob.objects.for_user(user).order_by("id").values(*BATCH_FIELDS)
     return {
         "format": "chatsite-user-data",
         "version": FORMAT_VERSION,
@@ -79,6 +85,8 @@ def user_data(user) -> dict:
             }
             for flag in flags
         ],
+        # Each job's results download from its page (JSONL or CSV).
+        "batch_jobs": [{key: _plain(value) for key, value in row.items()} for row in jobs],
         "usage": [{key: _plain(value) for key, value in row.items()} for row in ledger],
         "budget": {"monthly_usd": _plain(budget.monthly_usd)} if budget else None,
     }

@@ -76,9 +76,7 @@ def account_delete(request: HttpRequest) -> HttpResponse:
     """Delete your account and everything in it, after confirming your password."""
     form = DeleteAccountForm(request.user, request.POST)
     if not form.is_valid():
-        return TemplateResponse(
-            request, "accounts/profile.html", {"delete_form": form}, status=400
-        )
+        return TemplateResponse(request, "accounts/profile.html", {"delete_form": form}, status=400)
     delete_account(request.user)
     logout(request)
     return TemplateResponse(request, "accounts/deleted.html")

@@ -25,6 +25,7 @@ from billing.budgets import release
 from conversations.throttle import check_rate_limits
 
 BULK_SIZE = 2000
+API_MAX_REQUESTS = 100_000  # per Message Batch
 REQUEST_OVERHEAD_BOUND = 16
 MESSAGE_OVERHEAD_BOUND = 8
 
@@ -145,8 +146,8 @@ def _store(*, rows, row_hashes, unique, reservation, **fields) -> BatchJob:
         poll_interval=settings.BATCH_POLL_MIN_SECONDS,
     )
     chunks: list[ProviderBatch] = []
+    split = min(max(settings.BATCH_SPLIT_SIZE, 1), API_MAX_REQUESTS)
     if job.is_batch:
-        split = max(settings.BATCH_SPLIT_SIZE, 1)
         count = math.ceil(len(unique) / split)
         chunks = ProviderBatch.objects.bulk_create(
             ProviderBatch(job=job, index=i, size=min(split, len(unique) - i * split))
@@ -161,9 +162,7 @@ def _store(*, rows, row_hashes, unique, reservation, **fields) -> BatchJob:
                 params=u.params,
                 prompt_tokens_bound=u.bound,
                 max_tokens=u.params["max_tokens"],
-                provider_batch=chunks[(u.index - 1) // settings.BATCH_SPLIT_SIZE]
-                if chunks
-                else None,
+                provider_batch=chunks[(u.index - 1) // split] if chunks else None,
             )
             for digest, u in unique.items()
         ),

@@ -213,16 +213,18 @@ def read(path) -> dict:
 
 
 def write(figures: dict, details: dict, whatif: str = "") -> None:
+    """Merge this run's figures into the files as they are now (another run may write too)."""
     harness.RESULTS.mkdir(parents=True, exist_ok=True)
     if whatif:
         path = harness.RESULTS / f"whatif-{whatif.replace(',', '-')}.json"
         path.write_text(json.dumps({"figures": figures, "details": details}, indent=2) + "\n")
         return
+    merged = read(LATEST) | figures
     # Issue 6's keys first, in order; then the keys other benchmarks add, as they are.
-    ordered = {key: figures.get(key) for key in KEYS}
-    ordered |= {key: value for key, value in figures.items() if key not in ordered}
+    ordered = {key: merged.get(key) for key in KEYS}
+    ordered |= {key: value for key, value in merged.items() if key not in ordered}
     LATEST.write_text(json.dumps(ordered, indent=2) + "\n")
-    DETAILS.write_text(json.dumps(details, indent=2, default=str) + "\n")
+    DETAILS.write_text(json.dumps(read(DETAILS) | details, indent=2, default=str) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,9 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.whatif:
         APP["target"] = "bench.whatif:application"
         APP["env"] = {"BENCH_WHATIF": args.whatif}
-        figures, details = {}, {}
-    else:
-        figures, details = read(LATEST), read(DETAILS)
+    figures, details = {}, {}  # this run's; write() merges them into the files
     for name in names:
         print(f"bench {name}{' (quick)' if args.quick else ''} ...", flush=True)
         began = time.monotonic()

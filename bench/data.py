@@ -5,6 +5,8 @@ Sync ORM code: call it before the event loop starts or through asyncio.to_thread
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from importlib import import_module
 
@@ -16,6 +18,7 @@ from django.utils import timezone
 from conversations.models import Conversation, Message
 
 USER_PREFIX = "bench-"
+RUN_PREFIX = f"{USER_PREFIX}{os.getpid()}-"  # several runs may share the database
 
 
 @dataclass(frozen=True)
@@ -25,10 +28,27 @@ class BenchUser:
     cookie: str  # the session cookie value
 
 
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def reset() -> None:
-    """Remove what earlier runs left (bench users and everything they own)."""
+    """Remove what finished runs left (their bench users and everything they own)."""
     User = get_user_model()
-    users = User.objects.filter(username__startswith=USER_PREFIX)
+    names = User.objects.filter(username__startswith=USER_PREFIX).values_list("username", flat=True)
+    pid_of = re.compile(rf"^{re.escape(USER_PREFIX)}(\d+)-")
+    stale = [
+        name
+        for name in names
+        if not (found := pid_of.match(name)) or not _running(int(found.group(1)))
+    ]
+    users = User.objects.filter(username__in=stale)
     Message.objects.filter(conversation__user__in=users).delete()
     Conversation.objects.filter(user__in=users).delete()
     users.delete()
@@ -42,7 +62,7 @@ def make_user(name: str) -> BenchUser:
     login signals (login-attempt tracking wants a real request).
     """
     User = get_user_model()
-    user, _ = User.objects.get_or_create(username=USER_PREFIX + name)
+    user, _ = User.objects.get_or_create(username=RUN_PREFIX + name)
     session = import_module(settings.SESSION_ENGINE).SessionStore()
     session[SESSION_KEY] = user._meta.pk.value_to_string(user)
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"

@@ -67,23 +67,27 @@ def analyse(raw: Path, cpu_ms_per_delta: float, top: int = 25) -> dict:
     return {"samples": total, "self": table(own), "inclusive": table(inclusive)}
 
 
+IDLE_LEAVES = ("select", "wait", "get", "_worker", "acquire")
+
+
 def threads(raw: Path) -> dict:
-    """Per thread: share of wall-clock samples spent working (not parked waiting for work)."""
-    idle_leaves = ("_worker", "SimpleQueue.get", "Condition.wait", "EpollSelector.select",
-                   "Queue.get", "Event.wait", "lock.acquire")  # fmt: skip
+    """Per thread: the share of wall-clock samples in which it was working, not parked.
+
+    The executor thread (ThreadPoolExecutor-0_0) runs every database_sync_to_async call
+    of the process, one after another: near 1.0 it is the queue every turn waits in.
+    """
     total, busy = Counter(), Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
+        if not stack.startswith("thread (") or not count.isdigit():
             continue
         frames = stack.split(";")
-        thread = next((f for f in frames if f.startswith("thread ")), "thread ?")
-        main = any("daphne/server.py" in f for f in frames)
-        name = "event loop" if main else ("executor" if "_worker" in stack else thread)
+        name = frames[0].split(": ", 1)[-1]
+        leaf = _short(frames[-1]).rsplit(":", 1)[-1].rsplit(".", 1)[-1]
         total[name] += int(count)
-        if not _short(frames[-1]).endswith(idle_leaves):
+        if len(frames) > 1 and not leaf.endswith(IDLE_LEAVES):
             busy[name] += int(count)
-    return {name: round(busy[name] / n, 3) for name, n in total.items() if n}
+    return {name: round(busy[name] / n, 3) for name, n in total.most_common()}
 
 
 def _record(spy: str, pid: int, out: Path, *flags: str) -> subprocess.Popen:

@@ -5,9 +5,10 @@
 runs the chosen benchmarks against `bench.whatif:application` with BENCH_WHATIF set and
 writes bench/results/whatif-<names>.json (never latest.json). The patches:
 
-- dispatch: consumer events that never touch the database (reply.delta) skip channels'
-  per-event `aclose_old_connections()`, a hop to the one thread-sensitive executor thread
-  (where every ORM call of the process queues) for every frame of every reply.
+- dispatch: the consumer's group events (none of their handlers touches the database) skip
+  channels' per-event `aclose_old_connections()`, a hop to the one thread-sensitive
+  executor thread (where every ORM call of the process queues) for every frame of every
+  reply; a frame then never waits behind other conversations' queries.
 - layer: InMemoryChannelLayer's `_clean_expired()` (a walk over every channel and every
   group membership, run on each group_send and each receive) at most once a second.
 """
@@ -20,7 +21,10 @@ import time
 from chatsite.asgi import application  # noqa: F401  (sets Django up first)
 
 PATCHES = {p for p in os.environ.get("BENCH_WHATIF", "").split(",") if p}
-NO_DATABASE_EVENTS = {"reply.delta"}
+# The consumer's group events: none of their handlers touches the database.
+NO_DATABASE_EVENTS = {
+    "turn.created", "conversation.titled", "reply.delta", "reply.restarted", "reply.finished",
+}  # fmt: skip
 
 if "dispatch" in PATCHES:
     from channels.consumer import get_handler_name

@@ -44,7 +44,7 @@ AUDIT_JS = """
       if (["href", "src", "action", "formaction", "xlink:href", "data", "poster"].includes(name)) {
         const v = scheme(value);
         if (/^(javascript|vbscript|data):/.test(v)) say(el, `${name}=${value}`);
-        else if (!["a"].includes(tag) && value && !sameOrigin(value)) say(el, `remote ${name}=${value}`);
+        else if (tag !== "a" && value && !sameOrigin(value)) say(el, `remote ${name}=${value}`);
       }
     }
     if (["iframe", "frame", "frameset", "object", "embed", "applet", "base", "portal"]

@@ -12,7 +12,8 @@ from tests.factories import PASSWORD, ConversationFactory, UserFactory
 RECORD_VIOLATIONS = """
 window.__violations = [];
 document.addEventListener("securitypolicyviolation", (e) => {
-  window.__violations.push(`${e.effectiveDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+  const where = `${e.sourceFile}:${e.lineNumber}`;
+  window.__violations.push(`${e.effectiveDirective} ${e.blockedURI} ${where}`);
 });
 """
 
@@ -33,7 +34,7 @@ def csp_page(browser: Browser, app_url: str) -> tuple[Page, list[str]]:
 
 def test_a_chat_journey_runs_with_zero_csp_violations(browser: Browser, app_url, fake_api):
     user = UserFactory()
-    conversation = ConversationFactory(user=user, title="Under the policy")
+    ConversationFactory(user=user, title="Under the policy")
     page, refused = csp_page(browser, app_url)
 
     page.goto("/accounts/login/")
@@ -95,7 +96,7 @@ def test_staff_pages_run_with_zero_csp_violations(browser: Browser, app_url):
 
 
 def test_the_policy_refuses_inline_script(browser: Browser, app_url):
-    page, refused = csp_page(browser, app_url)
+    page, _ = csp_page(browser, app_url)
     page.goto("/accounts/login/")
     page.evaluate(
         """() => {

@@ -10,7 +10,7 @@ from playwright.sync_api import Browser, expect
 from conversations.models import Preset
 from fakeanthropic import Scripted
 from review.models import Flag, Rating, ReviewItem
-from tests.e2e.probes import Watch, assert_inert, logged_in_context
+from tests.e2e.probes import Watch, assert_inert, inert, logged_in_context
 from tests.factories import ConversationFactory, MessageFactory, UserFactory
 from tests.review.conftest import make_reply, make_reviewer
 from tests.security.xss_corpus import PAYLOADS, labelled
@@ -151,3 +151,25 @@ def test_flag_notes_ratings_and_transcripts_stay_inert(browser: Browser, app_url
         watch.goto(page, path)
         assert_inert(page, watch, path)
     page.context.close()
+
+
+def test_the_probe_notices_injected_markup(browser: Browser, app_url):
+    """The detector itself: markup that did get in is reported (so a pass means something)."""
+    context = browser.new_context(base_url=app_url, bypass_csp=True)
+    page = context.new_page()
+    watch = Watch().attach(page)
+    watch.goto(page, "/accounts/login/")
+    page.evaluate(
+        """() => {
+          const box = document.createElement("div");
+          box.className = "content markdown";
+          box.innerHTML = '<img src="data:," onerror="window.__xss = 1"><iframe></iframe>';
+          document.body.appendChild(box);
+        }"""
+    )
+    page.wait_for_function("window.__xss === 1")
+    problems = inert(page, watch)
+    assert "canary window.__xss=1" in problems
+    assert any("handler onerror" in p for p in problems)
+    assert any(p.startswith("<iframe> element") for p in problems)
+    context.close()

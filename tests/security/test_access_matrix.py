@@ -325,3 +325,13 @@ async def test_socket_as_role(role):
         if connected:
             await communicator.disconnect()
         await sync_to_async(connections.close_all)()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://127.0.0.1.evil.example"])
+async def test_socket_from_another_origin_is_refused_even_for_the_owner(origin):
+    owner = await sync_to_async(UserFactory)()
+    conversation = await sync_to_async(ConversationFactory)(user=owner)
+    _, connected, _ = await open_socket(owner, conversation.pk, origin=origin)
+    assert not connected
+    await sync_to_async(connections.close_all)()

@@ -15,6 +15,7 @@ from conversations.frames import FrameRejected, parse_frame
 from conversations.models import Message, aconversation_for_user
 from conversations.turns import (
     TurnRejected,
+    render_message,
     turn_continue,
     turn_edit,
     turn_regenerate,
@@ -120,7 +121,20 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             text=frame.get("text"),
         )
 
+    async def on_sync(self, frame: dict) -> None:
+        """Send the final form of replies the page still shows as streaming."""
+        ids = frame.get("ids")
+        if not isinstance(ids, list):
+            return
+        wanted = [i for i in ids[:50] if isinstance(i, int)]
+        finished = Message.objects.filter(
+            conversation_id=self.conversation.pk, pk__in=wanted
+        ).exclude(status=Message.Status.STREAMING)
+        async for message in finished:
+            await self.send(text_data=render_message(message))
+
     frame_handlers = {
+        "sync": on_sync,
         "send": on_send,
         "edit": on_edit,
         "stop": on_stop,

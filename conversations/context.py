@@ -122,10 +122,12 @@ def sent_messages(turns: Sequence[Counted]) -> list[Counted]:
     """
     out: list[Counted] = []
     pending: Counted | None = None
+    purged = False  # the question's text was purged (retention): drop its answers too
     for message in turns:
         if message.role == "user":
-            pending = message
-        elif message.content:
+            purged = not message.content
+            pending = None if purged else message
+        elif message.content and not purged:
             if pending is not None:
                 out += [pending, message]
                 pending = None
@@ -191,11 +193,12 @@ def plan_context(
     key = overhead_key(model=model, system=system, document=document)
     known = learnt_overhead is not None and learnt_overhead_key == key
     overhead = learnt_overhead if known else estimate_tokens(system + document) + 8
+    prefill_tokens = estimate_tokens(prefill) if prefill else 0
     index = choose_start(
         messages,
         current_start=current_start,
         budget=budget,
-        overhead=overhead,
+        overhead=overhead + prefill_tokens,  # a continued reply's text is sent too
         target_share=settings.CONTEXT_TRIM_TARGET,
     )
     turns = messages[index:]
@@ -211,7 +214,7 @@ def plan_context(
         overhead_key=key,
         overhead_known=known,
         newest_user_estimate=newest,
-        prompt_estimate=overhead + known_tokens + newest,
+        prompt_estimate=overhead + known_tokens + newest + prefill_tokens,
         budget=budget,
         trimmed=current_start is not None and turns[0].id > current_start,
         learn=prefill is None,

@@ -63,8 +63,7 @@ def limiter() -> MovingWindowRateLimiter:
 
 async def check_rate_limits(*, user_id: int, tokens: int) -> None:
     """Count one request of about `tokens` tokens; raise RateLimited when over a limit."""
-    active = [(rule, parse(getattr(settings, rule.setting))) for rule in RULES]
-    active = [(rule, item) for rule, item in active if getattr(settings, rule.setting)]
+    active = [(rule, parse(value)) for rule in RULES if (value := getattr(settings, rule.setting))]
     ident = {"user": f"user:{user_id}", "global": "global"}
     lim = limiter()
     # Test every limit first, so a refused request uses up none of them.

@@ -5,9 +5,12 @@ Also the follow-ups on a reply: stop it, regenerate it, continue it.
 
 from __future__ import annotations
 
+import logging
+
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.template.loader import render_to_string
@@ -22,11 +25,14 @@ from conversations.claude.streaming import (
     control_group_name,
     generate_reply,
     group_name,
+    stop_key,
 )
 from conversations.generations import Generation, generations
 from conversations.models import Conversation, Message
 from ops import metrics
 from ops.calls import alog_claude_call
+
+logger = logging.getLogger(__name__)
 
 AFTER_REPLY_STATUSES = {
     Message.Status.STOPPED,
@@ -137,6 +143,8 @@ def _create_turn(conversation_id: int, text: str):
     with transaction.atomic():
         now = timezone.now()
         conversation = _locked(conversation_id)
+        if conversation.messages.filter(status=Message.Status.STREAMING).exists():
+            raise TurnRejected("Wait for the reply to finish (or stop it) before sending more.")
         earlier = _in_context(conversation)
         user_message = Message.objects.create(
             conversation=conversation,
@@ -196,15 +204,18 @@ async def turn_start(*, conversation: Conversation, user_id: int, text: object) 
         conversation.pk, text
     )
     conversation.context_tokens = fresh.context_tokens  # the caller's copy stays current
-    # The transaction has committed: clients only ever see rows that exist.
-    await _broadcast(
-        conversation.pk,
-        {
-            "type": "turn.created",
-            "html": render_message(user_message) + render_message(reply),
-            "gauge": render_gauge(fresh),
-            "warning": plan.reservation.warning,
-        },
+    # The transaction has committed: clients only ever see rows that exist. The reply
+    # starts even if telling the tabs fails; it is saved and shown on reload.
+    await _best_effort(
+        _broadcast(
+            conversation.pk,
+            {
+                "type": "turn.created",
+                "html": render_message(user_message) + render_message(reply),
+                "gauge": render_gauge(fresh),
+                "warning": plan.reservation.warning,
+            },
+        )
     )
     _start(fresh, reply, plan)
     return reply
@@ -223,52 +234,80 @@ async def _run_reply(
     request: ReplyRequest,
     generation: Generation,
 ) -> None:
-    async with throttle.call_slots():
-        with metrics.track_stream():
-            outcome = await generate_reply(request=request, generation=generation)
-    fields = apply_outcome(reply, outcome, generation.text, counted=plan.learn)
-    await reply.asave(update_fields=fields)
-    await database_sync_to_async(_count_turn)(conversation, plan, outcome)
-    entry = await budgets.asettle(
-        plan.reservation,
-        usage=outcome.usage,
-        model=outcome.model,
-        status=outcome.status,
-        error_kind=outcome.error_kind,
-        request_id=outcome.request_id,
-        ttft_ms=outcome.ttft_ms,
-        duration_ms=outcome.duration_ms,
-        conversation=conversation.pk,
-        message_id=reply.pk,
-    )
-    await alog_claude_call(
-        request_id=outcome.request_id,
-        user_id=conversation.user_id,
-        conversation_id=conversation.pk,
-        model=outcome.model,
-        usage=outcome.usage,
-        cost=entry.cost,
-        ttft_ms=outcome.ttft_ms,
-        duration_ms=outcome.duration_ms,
-        stop_reason=outcome.stop_reason,
-        status=outcome.status,
-        error_kind=outcome.error_kind,
-        purpose=Purpose.CHAT,
-    )
-    await streambuffer.discard(reply.pk)
-    await _broadcast(
-        reply.conversation_id,
-        {
-            "type": "reply.finished",
-            "message_id": reply.pk,
-            "html": render_message(reply),
-            "gauge": render_gauge(conversation),
-        },
-    )
+    """Generate, then always: save once, settle the budget, log, tell the tabs."""
+    if generation.length:  # a continued reply: other processes catch up from the start
+        await streambuffer.append(reply.pk, generation.text)
+    with metrics.track_stream():
+        outcome = await generate_reply(
+            request=request, generation=generation, slots=throttle.call_slots()
+        )
+    text = generation.text
+    if not outcome.final_usage and text:
+        # Cut off before message_delta: the API's count is missing, bill the text we got.
+        outcome.usage["output_tokens"] = max(
+            outcome.usage.get("output_tokens", 0), context.estimate_tokens(text)
+        )
+    fields = apply_outcome(reply, outcome, text, counted=plan.learn and outcome.final_usage)
+    try:
+        # An update, not a save: the conversation may have been deleted meanwhile.
+        await Message.objects.filter(pk=reply.pk).aupdate(
+            **{name: getattr(reply, name) for name in fields}
+        )
+        await database_sync_to_async(_count_turn)(conversation, plan, outcome)
+    finally:
+        # Whatever happened above, the call is on the ledger and its hold released.
+        entry = await budgets.asettle(
+            plan.reservation,
+            usage=outcome.usage,
+            model=outcome.model,
+            status=outcome.status,
+            error_kind=outcome.error_kind,
+            request_id=outcome.request_id,
+            ttft_ms=outcome.ttft_ms,
+            duration_ms=outcome.duration_ms,
+            conversation=conversation.pk,
+            message_id=reply.pk,
+        )
+        await _best_effort(
+            alog_claude_call(
+                request_id=outcome.request_id,
+                user_id=conversation.user_id,
+                conversation_id=conversation.pk,
+                model=outcome.model,
+                usage=outcome.usage,
+                cost=entry.cost,
+                ttft_ms=outcome.ttft_ms,
+                duration_ms=outcome.duration_ms,
+                stop_reason=outcome.stop_reason,
+                status=outcome.status,
+                error_kind=outcome.error_kind,
+                purpose=Purpose.CHAT,
+            )
+        )
+        await _best_effort(streambuffer.discard(reply.pk))
+        await _best_effort(
+            _broadcast(
+                reply.conversation_id,
+                {
+                    "type": "reply.finished",
+                    "message_id": reply.pk,
+                    "html": render_message(reply),
+                    "gauge": render_gauge(conversation),
+                },
+            )
+        )
     if reply.status == Message.Status.COMPLETE and (
         conversation.title == Conversation.DEFAULT_TITLE
     ):
         await _name_conversation(conversation, reply)
+
+
+async def _best_effort(step) -> None:
+    """Run a follow-up step whose failure (a Redis blip) must not skip the others."""
+    try:
+        await step
+    except Exception:
+        logger.warning("follow-up step failed", exc_info=True)
 
 
 async def _name_conversation(conversation: Conversation, reply: Message) -> None:
@@ -364,9 +403,21 @@ def _count_turn(conversation: Conversation, plan: context.ContextPlan, outcome) 
 
 async def turn_stop(*, conversation: Conversation, message_id: object = None) -> None:
     """Stop the conversation's streaming replies (or one of them), wherever they run."""
-    target = message_id if isinstance(message_id, int) else None
+    await stop_replies(conversation.pk, message_id if isinstance(message_id, int) else None)
+
+
+async def stop_replies(conversation_id: int, message_id: int | None = None) -> None:
+    """Tell every process to stop these replies; a flag catches one not yet listening."""
+    streaming = Message.objects.filter(
+        conversation_id=conversation_id, status=Message.Status.STREAMING
+    )
+    if message_id is not None:
+        streaming = streaming.filter(pk=message_id)
+    ids = [pk async for pk in streaming.values_list("pk", flat=True)]
+    if ids:
+        await cache.aset_many({stop_key(pk): 1 for pk in ids}, timeout=3600)
     await get_channel_layer().group_send(
-        control_group_name(conversation.pk), {"type": "reply.stop", "message_id": target}
+        control_group_name(conversation_id), {"type": "reply.stop", "message_id": message_id}
     )
 
 
@@ -416,7 +467,9 @@ async def turn_regenerate(*, conversation: Conversation, user_id: int, message_i
     fresh, plan, reply = await database_sync_to_async(_prepare_regenerate)(
         conversation.pk, message_id
     )
-    await _broadcast(conversation.pk, {"type": "turn.created", "html": render_message(reply)})
+    await _best_effort(
+        _broadcast(conversation.pk, {"type": "turn.created", "html": render_message(reply)})
+    )
     _start(fresh, reply, plan)
     return reply
 
@@ -457,13 +510,15 @@ async def turn_edit(
     fresh, plan, message, reply = await database_sync_to_async(_prepare_edit)(
         conversation.pk, message_id, text
     )
-    await _broadcast(
-        conversation.pk,
-        {
-            "type": "turn.created",
-            "html": render_message(reply),
-            "replaced": render_message(message),
-        },
+    await _best_effort(
+        _broadcast(
+            conversation.pk,
+            {
+                "type": "turn.created",
+                "html": render_message(reply),
+                "replaced": render_message(message),
+            },
+        )
     )
     _start(fresh, reply, plan)
     return reply
@@ -497,9 +552,11 @@ async def turn_continue(*, conversation: Conversation, user_id: int, message_id:
     fresh, plan, reply = await database_sync_to_async(_prepare_continue)(
         conversation.pk, message_id
     )
-    await _broadcast(
-        conversation.pk,
-        {"type": "reply.restarted", "message_id": reply.pk, "html": render_message(reply)},
+    await _best_effort(
+        _broadcast(
+            conversation.pk,
+            {"type": "reply.restarted", "message_id": reply.pk, "html": render_message(reply)},
+        )
     )
     _start(fresh, reply, plan, text=reply.content)
     return reply

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from asgiref.sync import async_to_sync
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
@@ -17,6 +18,7 @@ from conversations.export import conversation_as_json, conversation_as_markdown,
 from conversations.forms import ConversationSettingsForm, DocumentForm
 from conversations.models import ChatModel, Conversation, conversation_for_user
 from conversations.search import clean_query, search_conversations
+from conversations.turns import stop_replies
 
 SIDEBAR_PAGE_SIZE = 30
 MESSAGES_PAGE_SIZE = 50
@@ -166,6 +168,7 @@ def conversation_rename(request, conversation_id: int) -> HttpResponse:
 def conversation_delete(request, conversation_id: int) -> HttpResponse:
     """Delete a conversation and all its messages."""
     conversation = conversation_for_user(request.user, conversation_id)
+    async_to_sync(stop_replies)(conversation.pk)  # don't pay for replies nobody will see
     conversation.delete()
     if request.htmx:
         return HttpResponseClientRedirect("/")

@@ -29,11 +29,11 @@ async def state() -> str:
     return await cache.aget(STATE_KEY, CLOSED)
 
 
-async def allow() -> None:
-    """Let a call through, or raise CircuitOpen; after the cool-down one probe goes through."""
+async def allow() -> bool:
+    """Let a call through (True if it is the half-open probe), or raise CircuitOpen."""
     current = await cache.aget_many([STATE_KEY, UNTIL_KEY])
     if current.get(STATE_KEY, CLOSED) == CLOSED:
-        return
+        return False
     until = current.get(UNTIL_KEY, 0.0)
     now = time.time()
     if now < until:
@@ -42,8 +42,15 @@ async def allow() -> None:
     if await cache.aadd(PROBE_KEY, 1, timeout=settings.CLAUDE_BREAKER_COOLDOWN):
         await cache.aset(STATE_KEY, HALF_OPEN, timeout=None)
         set_breaker_state(HALF_OPEN)
-        return
+        return True
     raise CircuitOpen(settings.CLAUDE_BREAKER_COOLDOWN)
+
+
+async def abandon_probe() -> None:
+    """The probe ended without a verdict: let the next caller probe at once."""
+    await cache.aset_many({STATE_KEY: OPEN, UNTIL_KEY: time.time()}, timeout=None)
+    await cache.adelete(PROBE_KEY)
+    set_breaker_state(OPEN)
 
 
 async def record_success() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -12,6 +13,7 @@ import anthropic
 import httpx2
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from conversations import streambuffer
@@ -53,6 +55,8 @@ class ReplyOutcome:
     model: str = ""
     usage: dict[str, int] = field(default_factory=dict)
     attempts: int = 0
+    connected: bool = False  # the current attempt got an HTTP 200 and started streaming
+    final_usage: bool = False  # message_delta arrived: output_tokens is the API's figure
     ttft_ms: int | None = None
     duration_ms: int | None = None
     retry_in: float | None = None
@@ -144,6 +148,8 @@ async def stream_reply(
         kwargs["system"] = request.system
     client = get_client()
     stream = await client.messages.create(**kwargs)
+    outcome.connected = True
+    await breaker.record_success()  # Claude answered: close the circuit without waiting
     outcome.request_id = stream.response.headers.get("request-id", "")
     async with stream:
         async for event in stream:
@@ -174,6 +180,7 @@ async def stream_reply(
                 outcome.stop_reason = event.delta.stop_reason or ""
                 # message_delta usage is cumulative: overwrite, never add.
                 outcome.usage["output_tokens"] = event.usage.output_tokens
+                outcome.final_usage = True
 
 
 def error_kind(exc: BaseException) -> str:
@@ -218,22 +225,35 @@ def retry_delay(attempt: int, exc: BaseException) -> float:
 
 
 async def stream_with_retries(
-    *, request: ReplyRequest, generation: Generation, relay: DeltaRelay, outcome: ReplyOutcome
+    *,
+    request: ReplyRequest,
+    generation: Generation,
+    relay: DeltaRelay,
+    outcome: ReplyOutcome,
+    gated: bool = True,
 ) -> None:
-    """One call to Claude, retried while nothing new was shown; the breaker gates each try."""
+    """One call to Claude, retried while nothing new was shown; the breaker gates each try
+    (the fallback model is not gated: it is what takes over while the breaker is open)."""
     attempt = 0
     while True:
-        await breaker.allow()
+        probing = await breaker.allow() if gated else False
         shown = generation.length
         outcome.attempts += 1
+        outcome.connected = False
         try:
             await stream_reply(
                 request=request, relay=relay, outcome=outcome, started=generation.started
             )
-        except Exception as exc:
-            kind = error_kind(exc)
-            if kind in OUTAGE_KINDS:
-                await breaker.record_failure()
+        except BaseException as exc:
+            kind = error_kind(exc) if isinstance(exc, Exception) else "stopped"
+            if kind in OUTAGE_KINDS and gated:
+                await asyncio.shield(breaker.record_failure())
+            elif probing and not outcome.connected:
+                # A probe that ended without a verdict (stopped, a 4xx) must not keep
+                # everyone else failing fast: the next caller may probe.
+                await asyncio.shield(breaker.abandon_probe())
+            if not isinstance(exc, Exception):
+                raise
             delay = retry_delay(attempt, exc)
             if (
                 kind not in RETRYABLE_KINDS
@@ -246,7 +266,6 @@ async def stream_with_retries(
             logger.info("retrying reply %s (%s) in %.2f s", generation.reply_id, kind, delay)
             await asyncio.sleep(delay)
             continue
-        await breaker.record_success()
         return
 
 
@@ -270,28 +289,47 @@ async def listen_for_stop(generation: Generation) -> None:
         await asyncio.shield(layer.group_discard(group, channel))
 
 
-async def generate_reply(*, request: ReplyRequest, generation: Generation) -> ReplyOutcome:
+def stop_key(reply_id: int) -> str:
+    return f"chatsite:reply:{reply_id}:stop"
+
+
+async def generate_reply(
+    *, request: ReplyRequest, generation: Generation, slots: asyncio.Semaphore | None = None
+) -> ReplyOutcome:
     """Run the stream, the relay and the stop listener; always end with a final status."""
     relay = DeltaRelay(generation, group_name(generation.conversation_id))
     relay_task = asyncio.create_task(relay.run())
     stop_task = asyncio.create_task(listen_for_stop(generation))
     outcome = ReplyOutcome(model=request.model)
     try:
-        try:
-            await stream_with_retries(
-                request=request, generation=generation, relay=relay, outcome=outcome
-            )
-        except Exception as exc:
-            fallback = settings.CLAUDE_FALLBACK_MODEL
-            if error_kind(exc) != "overloaded" or not fallback or fallback == request.model:
-                raise
-            logger.warning(
-                "reply %s: overloaded, falling back to %s", generation.reply_id, fallback
-            )
-            request.model = fallback
-            await stream_with_retries(
-                request=request, generation=generation, relay=relay, outcome=outcome
-            )
+        async with slots or contextlib.nullcontext():
+            # A stop that came before the listener was subscribed (waiting for a slot).
+            if await cache.aget(stop_key(generation.reply_id)):
+                raise asyncio.CancelledError
+            try:
+                await stream_with_retries(
+                    request=request, generation=generation, relay=relay, outcome=outcome
+                )
+            except Exception as exc:
+                fallback = settings.CLAUDE_FALLBACK_MODEL
+                if (
+                    error_kind(exc) not in ("overloaded", "unavailable")
+                    or not fallback
+                    or fallback == request.model
+                    or generation.length
+                ):
+                    raise
+                logger.warning(
+                    "reply %s: overloaded, falling back to %s", generation.reply_id, fallback
+                )
+                request.model = fallback
+                await stream_with_retries(
+                    request=request,
+                    generation=generation,
+                    relay=relay,
+                    outcome=outcome,
+                    gated=False,
+                )
     except asyncio.CancelledError:
         outcome.status = Message.Status.STOPPED
     except Exception as exc:

@@ -43,6 +43,13 @@
   // The socket's state, for the connection notice and for tests.
   document.addEventListener("htmx:wsOpen", function (event) {
     event.detail.elt.setAttribute("data-ws-state", "open");
+    // Replies this page shows as streaming may have finished while the socket was down.
+    var ids = Array.prototype.map.call(
+      document.querySelectorAll("#messages > .message[data-status=streaming]"),
+      function (el) { return parseInt(el.getAttribute("data-id"), 10); });
+    if (ids.length && event.detail.socketWrapper) {
+      event.detail.socketWrapper.send(JSON.stringify({type: "sync", ids: ids}), event.detail.elt);
+    }
   });
   document.addEventListener("htmx:wsClose", function (event) {
     event.detail.elt.setAttribute("data-ws-state", "closed");

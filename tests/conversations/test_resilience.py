@@ -229,3 +229,85 @@ def test_orphaned_streaming_replies_are_marked_interrupted():
     done.refresh_from_db()
     assert orphan.status == "interrupted"
     assert done.status == "complete"
+
+
+async def test_a_stopped_reply_is_billed_for_the_text_it_produced(user, fake_api):
+    from billing.models import LedgerEntry, Reservation
+
+    conversation = await sync_to_async(ConversationFactory)(user=user, title="Named")
+    fake_api.script(SLOW)
+    communicator, _, _ = await open_socket(user, conversation.pk)
+    await send_text(communicator, "Go on")
+    for _ in range(3):
+        await first_delta(communicator)
+    await communicator.send_json_to({"type": "stop"})
+    final = ""
+    while 'data-status="stopped"' not in final:
+        final = await communicator.receive_from(timeout=5)
+    await communicator.disconnect()
+
+    reply = await Message.objects.aget(conversation=conversation, role="assistant")
+    entry = await LedgerEntry.objects.aget(message_id=reply.pk)
+    assert not reply.tokens_exact and reply.tokens is None  # no API count: estimate later
+    assert entry.output_tokens > 1  # not the 1 token message_start reports
+    assert entry.output_tokens >= len(reply.content) // 4
+    assert await Reservation.objects.acount() == 0
+
+
+async def test_deleting_a_conversation_mid_reply_stops_it_and_keeps_the_ledger(
+    user, fake_api, client
+):
+    from billing.models import LedgerEntry, Reservation
+
+    conversation = await sync_to_async(ConversationFactory)(user=user, title="Named")
+    fake_api.script(SLOW)
+    communicator, _, _ = await open_socket(user, conversation.pk)
+    await send_text(communicator, "Go on")
+    await first_delta(communicator)
+    await sync_to_async(client.force_login)(user)
+    await sync_to_async(client.post)(f"/c/{conversation.pk}/delete/")
+    await generations.wait_all()
+    await communicator.disconnect()
+
+    entry = await LedgerEntry.objects.aget(user=user)
+    assert entry.status == "stopped"
+    assert entry.conversation_id is None  # the conversation is gone; the cost is not
+    assert await Reservation.objects.acount() == 0
+    await until(lambda: fake_api.in_flight == 0, within=2)
+
+
+async def test_a_second_message_waits_for_the_streaming_reply(user, fake_api):
+    conversation = await sync_to_async(ConversationFactory)(user=user, title="Named")
+    fake_api.script(SLOW)
+    communicator, _, _ = await open_socket(user, conversation.pk)
+    await send_text(communicator, "First")
+    await first_delta(communicator)
+    await send_text(communicator, "Second")
+    frame = ""
+    while "chat-error" not in frame:
+        frame = await communicator.receive_from(timeout=5)
+    await communicator.send_json_to({"type": "stop"})
+    await generations.wait_all()
+    await communicator.disconnect()
+    assert "Wait for the reply to finish" in frame
+    assert await conversation.messages.filter(role="user").acount() == 1
+
+
+async def test_empty_rate_limit_settings_mean_no_limit(user, fake_api, settings):
+    for name in ("USER_REQUESTS", "USER_TOKENS", "GLOBAL_REQUESTS", "GLOBAL_TOKENS"):
+        setattr(settings, f"RATE_LIMIT_{name}", "")
+    _, reply = await chat_once_on_new(user)
+    assert reply.status == "complete"
+
+
+async def test_a_reconnecting_page_gets_replies_that_finished_meanwhile(user, fake_api):
+    conversation = await sync_to_async(ConversationFactory)(user=user, title="Named")
+    done = await sync_to_async(MessageFactory)(
+        conversation=conversation, role="assistant", status="complete", content="**Done**"
+    )
+    communicator, _, _ = await open_socket(user, conversation.pk)
+    await communicator.send_json_to({"type": "sync", "ids": [done.pk, "junk"]})
+    frame = await communicator.receive_from(timeout=5)
+    await communicator.disconnect()
+    assert frame.startswith(f'<article id="message-{done.pk}"')
+    assert "<strong>Done</strong>" in frame

@@ -15,6 +15,7 @@ from batches.forms import BatchJobForm
 from batches.jobs import JobRefused, create_job, progress, request_cancel
 from batches.models import BatchJob, job_for_user
 from billing.budgets import BudgetExceeded
+from chatsite.ratelimit import ratelimit
 from conversations.throttle import RateLimited
 
 JOBS_PER_PAGE = 20
@@ -34,6 +35,7 @@ def batch_list(request) -> HttpResponse:
 
 @require_POST
 @login_required
+@ratelimit("RATE_LIMIT_COSTLY")
 def batch_create(request) -> HttpResponse:
     """Validate the upload, check limits and budget, store the job and hand it to the worker."""
     form = BatchJobForm(request.POST, request.FILES)

@@ -155,7 +155,18 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             )
         )
 
-    # Group events: one handler per event type.
+    # Group events: one handler per event type. None of them touches the database, so
+    # they skip Channels' per-event close_old_connections (a hop to the ORM thread that
+    # made relaying a delta wait behind other conversations' queries).
+    relay_events = frozenset(
+        {"turn.created", "reply.delta", "reply.restarted", "reply.finished", "conversation.titled"}
+    )
+
+    async def dispatch(self, message: dict) -> None:
+        if message["type"] in self.relay_events:
+            await getattr(self, message["type"].replace(".", "_"))(message)
+            return
+        await super().dispatch(message)
 
     async def turn_created(self, event: dict) -> None:
         await self.send(

@@ -77,6 +77,8 @@ class DeltaRelay:
         self._pause: asyncio.Future[None] | None = None  # the wait between two frames
 
     def push(self, text: str) -> None:
+        if "\x00" in text:  # Postgres text cannot hold NUL; nobody needs to see it
+            text = text.replace("\x00", "")
         self.generation.append(text)
         self.pending.append(text)
         self.ready.set()

@@ -22,7 +22,7 @@ def test_download_my_data_then_delete_my_account(page: Page, app_url):
     log_in(page, app_url, person.username)
 
     page.get_by_role("link", name="grace").click()
-    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    expect(page.get_by_role("heading", name="Your account", exact=True)).to_be_visible()
     with page.expect_download() as download:
         page.get_by_role("link", name="Download my data (.json)").click()
     data = json.loads(Path(download.value.path()).read_text())

@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from billing.budgets import reserve, settle
 from billing.models import UserBudget
-from tests.billing.conftest import SONNET, seed_list_prices
+from tests.billing.conftest import SONNET
 from tests.factories import PASSWORD, ConversationFactory, UserFactory
 
 
@@ -38,7 +38,6 @@ def call(user, *, at, output_tokens, conversation=None, model=SONNET):
 
 
 def test_admin_filters_the_dashboard_and_sees_charts_and_a_users_spend(page: Page, app_url):
-    seed_list_prices()
     admin = UserFactory(username="boss", is_staff=True, is_superuser=True)
     grace = UserFactory(username="grace")
     earlier = timezone.now() - dt.timedelta(days=40)
@@ -87,7 +86,6 @@ def test_admin_filters_the_dashboard_and_sees_charts_and_a_users_spend(page: Pag
 
 
 def test_a_user_over_budget_sees_when_it_resets(page: Page, app_url):
-    seed_list_prices()
     person = UserFactory()
     call(person, at=timezone.now(), output_tokens=40_000)  # $0.6126
     UserBudget.objects.create(user=person, monthly_usd=Decimal("0.50"))

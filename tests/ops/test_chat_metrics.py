@@ -57,7 +57,7 @@ async def test_a_scripted_chat_moves_the_metrics(user, fake_api, async_client, m
     assert reply.status == Message.Status.COMPLETE
     assert delta("chatsite_claude_tokens_total", model=MODEL, kind="output") == 9
     assert delta("chatsite_claude_tokens_total", model=MODEL, kind="input") == reply.input_tokens
-    assert delta("chatsite_claude_calls_total", model=MODEL, status="complete") == 1
+    assert delta("chatsite_claude_calls_total", model=MODEL, status="complete", purpose="chat") == 1
     assert delta("chatsite_claude_ttft_seconds_count", model=MODEL) == 1
     assert delta("chatsite_claude_duration_seconds_count", model=MODEL) == 1
     assert sample(after, "chatsite_active_streams") == sample(before, "chatsite_active_streams")

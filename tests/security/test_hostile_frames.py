@@ -199,11 +199,6 @@ def test_fuzzed_frames_never_break_the_consumer(user, frames):
     assert not Message.objects.filter(conversation=conversation).exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a NUL in model output fails the reply's save (Postgres refuses NUL): the lead "
-    "strips it in the turn/streaming code (conversations/turns.py, claude/streaming.py)",
-)
 async def test_a_reply_with_nul_and_control_characters_is_saved_and_shown(user, fake_api):
     conversation = await sync_to_async(ConversationFactory)(user=user)
     communicator, _, _ = await open_socket(user, conversation.pk)

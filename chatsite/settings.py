@@ -230,7 +230,7 @@ MESSAGE_MAX_CHARS = env.int("MESSAGE_MAX_CHARS", default=50_000)
 # The conversation manager: prompt token budget per conversation (admins can change it per
 # conversation) and the share of it the context is trimmed to when full, in one step.
 CONTEXT_TOKEN_BUDGET = env.int("CONTEXT_TOKEN_BUDGET", default=100_000)
-CONTEXT_TRIM_TARGET = env.float("CONTEXT_TRIM_TARGET", default=0.65)
+CONTEXT_TRIM_TARGET = env.float("CONTEXT_TRIM_TARGET", default=0.55)
 # Batch jobs (batches/): a file of prompts sent through Message Batches or "now"; the
 # `db_worker` submits, polls (backing off from MIN to MAX seconds) and stores results.
 BATCH_MAX_UPLOAD_BYTES = env.int("BATCH_MAX_UPLOAD_BYTES", default=20_000_000)

@@ -42,6 +42,9 @@ KEYS = (
     "cost_ratio_vs_guide_manager",
     "cache_hit_share.ours",
     "cache_hit_share.guide",
+    "open_ms.m50",
+    "open_ms.m5000",
+    "open_ms.ratio",
 )
 LATEST = harness.RESULTS / "latest.json"
 DETAILS = harness.RESULTS / "latest-details.json"
@@ -175,6 +178,13 @@ def bench_cost(quick: bool) -> tuple[dict, dict]:
     return {k: v for k, v in found.items() if k != "details"}, found["details"]
 
 
+def bench_open(quick: bool) -> tuple[dict, dict]:
+    from bench import open_conversation
+
+    found = open_conversation.run(samples=20 if quick else 40)
+    return {k: v for k, v in found.items() if k != "details"}, found.get("details", {})
+
+
 def bench_dashboard(quick: bool) -> tuple[dict, dict]:
     from bench import dashboard  # its own throwaway database, in a child process
 
@@ -200,6 +210,7 @@ BENCHMARKS: dict[str, Callable[[bool], tuple[dict, dict]]] = {
     "cpu": bench_cpu,
     "idle": bench_idle,
     "capacity": bench_capacity,
+    "open": bench_open,
     "dashboard": bench_dashboard,
 }
 ON_REQUEST = {"profile": bench_profile}  # not part of a full run

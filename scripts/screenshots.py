@@ -45,6 +45,9 @@ def main() -> None:
             page.fill("#id_username", "grace")
             page.fill("#id_password", "screenshot-pass-123")
             page.click("button[type=submit]")
+            notice = page.get_by_role("button", name="Got it, don’t show again")
+            if notice.count():
+                notice.click()
             for title, text in [
                 ("Weekly report", None),
                 ("Trip to Lisbon", None),

@@ -42,11 +42,42 @@ def entry_totals(entry: LedgerEntry) -> dict[str, int | Decimal]:
 
 
 def _add(model: type[models.Model], key: dict, increments: dict) -> None:
-    """Add to the row with this key, creating it first if needed (row-locked, no lost updates)."""
+    """Add to the row with this key, creating it first if needed (row-locked, no lost updates).
+
+    On Postgres one `INSERT ... ON CONFLICT DO UPDATE` on the model's unique key does it (a
+    settled call touches up to seven rollup rows, so this halves billing's queries per
+    call); elsewhere an insert-if-missing then an update.
+    """
+    if connection.vendor == "postgresql":
+        _upsert(model, key, increments)
+        return
     model.objects.bulk_create([model(**key)], ignore_conflicts=True)
     model.objects.filter(**key).update(
         **{name: F(name) + value for name, value in increments.items()}
     )
+
+
+def _unique_key_columns(model: type[models.Model]) -> list[str]:
+    (constraint,) = [c for c in model._meta.constraints if isinstance(c, models.UniqueConstraint)]
+    return [model._meta.get_field(name).column for name in constraint.fields]
+
+
+def _upsert(model: type[models.Model], key: dict, increments: dict) -> None:
+    meta, quote = model._meta, connection.ops.quote_name
+    table = quote(meta.db_table)
+    columns = [meta.get_field(name).column for name in [*key, *increments]]
+    conflict = ", ".join(quote(c) for c in _unique_key_columns(model))
+    added = ", ".join(
+        f"{quote(c)} = {table}.{quote(c)} + EXCLUDED.{quote(c)}"
+        for c in (meta.get_field(name).column for name in increments)
+    )
+    sql = (
+        f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({conflict}) DO UPDATE SET {added}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*key.values(), *increments.values()])
 
 
 def add_to_rollups(entry: LedgerEntry) -> None:

@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -249,10 +249,13 @@ async def _run_reply(
         )
     fields = apply_outcome(reply, outcome, text, counted=plan.learn and outcome.final_usage)
     try:
-        # An update, not a save: the conversation may have been deleted meanwhile.
-        await Message.objects.filter(pk=reply.pk).aupdate(
-            **{name: getattr(reply, name) for name in fields}
-        )
+        try:
+            await reply.asave(update_fields=fields)
+        except DatabaseError:
+            # The conversation was deleted meanwhile: nothing to save, still to settle.
+            if await Message.objects.filter(pk=reply.pk).aexists():
+                raise
+            return
         await database_sync_to_async(_count_turn)(conversation, plan, outcome)
     finally:
         # Whatever happened above, the call is on the ledger and its hold released.

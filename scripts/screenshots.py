@@ -4,6 +4,7 @@ Run: .venv/bin/python scripts/screenshots.py
 """
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -45,7 +46,7 @@ def main() -> None:
             page.fill("#id_username", "grace")
             page.fill("#id_password", "screenshot-pass-123")
             page.click("button[type=submit]")
-            notice = page.get_by_role("button", name="Got it, don’t show again")
+            notice = page.get_by_role("button", name=re.compile("^Got it"))
             if notice.count():
                 notice.click()
             for title, text in [

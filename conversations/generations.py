@@ -76,20 +76,6 @@ class Generations:
     def get(self, reply_id: int) -> Generation | None:
         return self._running.get(reply_id)
 
-    def for_conversation(self, conversation_id: int) -> list[Generation]:
-        return [g for g in self._running.values() if g.conversation_id == conversation_id]
-
-    def stop(self, reply_id: int) -> bool:
-        """Cancel a running reply; its partial text is saved as stopped."""
-        generation = self._running.get(reply_id)
-        if generation is None or generation.task is None:
-            return False
-        generation.task.cancel()
-        return True
-
-    def __len__(self) -> int:
-        return len(self._running)
-
     async def aclose(self) -> None:
         """Stop the heartbeat (shutdown and tests)."""
         if self._heartbeat is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from asgiref.sync import async_to_sync
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.utils.http import content_disposition_header
@@ -25,11 +25,13 @@ MESSAGES_PAGE_SIZE = 50
 JUMP_LIMIT = 1000  # most messages one request loads to reach a search hit
 
 
-class HtmxHttpRequest:  # typing aid: django-htmx adds .htmx to every request
+class HtmxHttpRequest(HttpRequest):
+    """A request as django-htmx's middleware leaves it (typing only)."""
+
     htmx: HtmxDetails
 
 
-def sidebar_context(request, *, current: Conversation | None = None) -> dict:
+def sidebar_context(request: HtmxHttpRequest, *, current: Conversation | None = None) -> dict:
     conversations = (
         Conversation.objects.for_user(request.user).recent().only("id", "title", "updated_at")
     )
@@ -39,7 +41,7 @@ def sidebar_context(request, *, current: Conversation | None = None) -> dict:
 
 @require_GET
 @login_required
-def conversation_list(request) -> HttpResponse:
+def conversation_list(request: HtmxHttpRequest) -> HttpResponse:
     """The home page: the sidebar and an empty chat."""
     template = "conversations/list.html"
     if request.htmx and request.GET.get("page"):
@@ -49,7 +51,7 @@ def conversation_list(request) -> HttpResponse:
 
 @require_GET
 @login_required
-def conversation_detail(request, conversation_id: int) -> HttpResponse:
+def conversation_detail(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     """A conversation with its newest messages; the chat socket takes it from there."""
     conversation = conversation_for_user(request.user, conversation_id)
     # Keyset, never OFFSET: one more row than shown says whether older ones exist.
@@ -93,7 +95,7 @@ def settings_context(
 
 @require_POST
 @login_required
-def conversation_settings(request, conversation_id: int) -> HttpResponse:
+def conversation_settings(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     """Change the model, preset, system prompt or reply length of a conversation."""
     conversation = conversation_for_user(request.user, conversation_id)
     form = ConversationSettingsForm(request.POST, instance=conversation)
@@ -109,7 +111,7 @@ def conversation_settings(request, conversation_id: int) -> HttpResponse:
 @require_POST
 @login_required
 @ratelimit("RATE_LIMIT_COSTLY")
-def conversation_document(request, conversation_id: int) -> HttpResponse:
+def conversation_document(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     """Attach (or with `remove`, detach) the conversation's reference document."""
     conversation = conversation_for_user(request.user, conversation_id)
     if request.POST.get("remove"):
@@ -130,7 +132,7 @@ def conversation_document(request, conversation_id: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def message_raw(request, conversation_id: int, message_id: int) -> HttpResponse:
+def message_raw(request: HtmxHttpRequest, conversation_id: int, message_id: int) -> HttpResponse:
     """A message's raw markdown (the Copy button)."""
     conversation = conversation_for_user(request.user, conversation_id)
     message = get_object_or_404(conversation.messages, pk=message_id)
@@ -139,7 +141,7 @@ def message_raw(request, conversation_id: int, message_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def conversation_new(request) -> HttpResponse:
+def conversation_new(request: HtmxHttpRequest) -> HttpResponse:
     """Start an empty conversation and open it."""
     conversation = Conversation.objects.create(user=request.user)
     return redirect("conversation_detail", conversation_id=conversation.pk)
@@ -147,7 +149,7 @@ def conversation_new(request) -> HttpResponse:
 
 @require_POST
 @login_required
-def conversation_rename(request, conversation_id: int) -> HttpResponse:
+def conversation_rename(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     """Rename a conversation; the sidebar entry is re-rendered for htmx."""
     conversation = conversation_for_user(request.user, conversation_id)
     try:
@@ -165,7 +167,7 @@ def conversation_rename(request, conversation_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def conversation_delete(request, conversation_id: int) -> HttpResponse:
+def conversation_delete(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     """Delete a conversation and all its messages."""
     conversation = conversation_for_user(request.user, conversation_id)
     async_to_sync(stop_replies)(conversation.pk)  # don't pay for replies nobody will see
@@ -177,7 +179,7 @@ def conversation_delete(request, conversation_id: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def conversation_messages(request, conversation_id: int) -> HttpResponse:
+def conversation_messages(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     """The page of messages before message `before` (scrolling back); `through` reaches one."""
     conversation = conversation_for_user(request.user, conversation_id)
     try:
@@ -209,7 +211,7 @@ def conversation_messages(request, conversation_id: int) -> HttpResponse:
 @require_GET
 @login_required
 @ratelimit("RATE_LIMIT_COSTLY")
-def conversation_search(request) -> HttpResponse:
+def conversation_search(request: HtmxHttpRequest) -> HttpResponse:
     """Search the user's own conversations, titles and messages, best match first."""
     query = clean_query(request.GET.get("q", ""))
     hits = search_conversations(request.user, query) if query else []
@@ -225,7 +227,7 @@ def _download(response: HttpResponse, filename: str) -> HttpResponse:
 @require_GET
 @login_required
 @ratelimit("RATE_LIMIT_COSTLY")
-def conversation_export_markdown(request, conversation_id: int) -> HttpResponse:
+def conversation_export_markdown(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     """Download the conversation as a Markdown document."""
     conversation = conversation_for_user(request.user, conversation_id)
     response = HttpResponse(
@@ -237,7 +239,7 @@ def conversation_export_markdown(request, conversation_id: int) -> HttpResponse:
 @require_GET
 @login_required
 @ratelimit("RATE_LIMIT_COSTLY")
-def conversation_export_json(request, conversation_id: int) -> HttpResponse:
+def conversation_export_json(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     """Download the conversation as JSON: settings and every message with its usage."""
     conversation = conversation_for_user(request.user, conversation_id)
     response = JsonResponse(

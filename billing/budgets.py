@@ -22,23 +22,22 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.models import (
+    MICRODOLLAR,
     CallStatus,
-    GlobalMonth,
     LedgerEntry,
     Purpose,
     Reservation,
     UserBudget,
-    UserMonth,
     month_start,
     next_month,
     utc_day,
@@ -79,6 +78,10 @@ def user_budget(user) -> Decimal | None:
     override = list(UserBudget.objects.filter(user=user).values_list("monthly_usd", flat=True))
     if override:
         return _limit(override[0])
+    return default_user_budget()
+
+
+def default_user_budget() -> Decimal | None:
     return _limit(settings.BUDGET_USER_MONTHLY_USD)
 
 
@@ -143,15 +146,45 @@ def reserve(
     reservation's `warning` is the 80% message ("" below 80%).
     """
     at = at or timezone.now()
+    hold = partial(
+        _reserve_once,
+        user_id=getattr(user, "pk", user),
+        model=model,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        purpose=purpose,
+        batch=batch,
+        cache_ttl=cache_ttl,
+        at=at,
+    )
+    try:
+        return hold()
+    except BudgetExceeded as exc:
+        # Holds of calls whose process died count until released: free the expired ones
+        # that stand in the way (the user's own, or anyone's for the site's cap) and retry.
+        if exc.scope == "price" or not _release_expired(
+            user_id=getattr(user, "pk", user) if exc.scope == "user" else None, now=at
+        ):
+            raise
+        return hold()
+
+
+def _reserve_once(
+    *,
+    user_id: int,
+    model: str,
+    prompt_tokens: int,
+    max_tokens: int,
+    purpose: str,
+    batch: bool,
+    cache_ttl: str | None,
+    at: dt.datetime,
+) -> Reservation:
     month = month_start(utc_day(at))
-    # Holds of this user's calls whose process died are freed here too, not only hourly.
-    for stale in Reservation.objects.filter(user=user, expires_at__lt=at):
-        release(stale)
-    limit = user_budget(user)
     cap = global_budget()
     price = price_for(model, at=at)
     if price is None:
-        if limit is not None or cap is not None:
+        if user_budget(user_id) is not None or cap is not None:
             raise UnpricedModel(
                 f"The model {model} has no price yet, so it cannot be used while budgets are "
                 "on. An administrator can add its price.",
@@ -164,27 +197,25 @@ def reserve(
             prompt_tokens=prompt_tokens, max_tokens=max_tokens, batch=batch, cache_ttl=cache_ttl
         )
     with transaction.atomic():
-        UserMonth.objects.bulk_create([UserMonth(user=user, month=month)], ignore_conflicts=True)
-        GlobalMonth.objects.bulk_create([GlobalMonth(month=month)], ignore_conflicts=True)
-        # Lock order everywhere: the user's month, then the global month.
-        mine = UserMonth.objects.select_for_update().get(user=user, month=month)
-        if limit is not None and mine.committed + amount > limit:
+        # Each upsert adds the hold and locks its row until the transaction ends (lock order
+        # everywhere: the user's month, then the global month); a refusal rolls both back.
+        committed, override = _add_hold(_USER_HOLD, [user_id, month, amount, user_id])
+        limit = _limit(override) if override is not None else default_user_budget()
+        if limit is not None and committed > limit:
             raise BudgetExceeded(
-                _refusal(limit=limit, committed=mine.committed, amount=amount, month=month),
+                _refusal(limit=limit, committed=committed - amount, amount=amount, month=month),
                 scope="user",
                 resets_on=next_month(month),
             )
-        site = GlobalMonth.objects.select_for_update().get(month=month)
-        if cap is not None and site.committed + amount > cap:
+        site, _ = _add_hold(_GLOBAL_HOLD, [month, amount])
+        if cap is not None and site > cap:
             raise BudgetExceeded(
                 "The site's monthly budget for Claude is used up. " + resets_text(month),
                 scope="global",
                 resets_on=next_month(month),
             )
-        UserMonth.objects.filter(pk=mine.pk).update(reserved=F("reserved") + amount)
-        GlobalMonth.objects.filter(pk=site.pk).update(reserved=F("reserved") + amount)
         reservation = Reservation.objects.create(
-            user=user,
+            user_id=user_id,
             month=month,
             amount=amount,
             model=model,
@@ -196,8 +227,50 @@ def reserve(
             created_at=at,
             expires_at=at + (BATCH_HOLD if batch else HOLD),
         )
-    reservation.warning = warning_message(mine.committed + amount, limit, month)
+    reservation.warning = warning_message(committed, limit, month)
     return reservation
+
+
+# One statement per month row: create it if missing, add the hold, return what is committed
+# (and, for the user, their override: NULL without one, 0 for an unlimited one). Plain
+# INSERT ... ON CONFLICT DO UPDATE ... RETURNING, the same on Postgres and SQLite >= 3.35.
+_USER_HOLD = """
+    INSERT INTO billing_usermonth (user_id, month, spent, reserved) VALUES (%s, %s, 0, %s)
+    ON CONFLICT (user_id, month)
+    DO UPDATE SET reserved = billing_usermonth.reserved + EXCLUDED.reserved
+    RETURNING spent, reserved,
+        (SELECT COALESCE(b.monthly_usd, 0) FROM billing_userbudget b WHERE b.user_id = %s)
+"""
+_GLOBAL_HOLD = """
+    INSERT INTO billing_globalmonth (month, spent, reserved) VALUES (%s, 0, %s)
+    ON CONFLICT (month) DO UPDATE SET reserved = billing_globalmonth.reserved + EXCLUDED.reserved
+    RETURNING spent, reserved, NULL
+"""
+
+
+def _add_hold(sql: str, params: list) -> tuple[Decimal, Decimal | None]:
+    """Run a hold upsert; return (spent + reserved, the user's override or None)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        spent, reserved, override = cursor.fetchone()
+    committed = (_usd(spent) + _usd(reserved)).quantize(MICRODOLLAR)
+    return committed, None if override is None else _usd(override)
+
+
+def _usd(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _release_expired(*, user_id: int | None, now: dt.datetime) -> int:
+    """Release expired holds (of one user, or of everyone); return how many."""
+    expired = Reservation.objects.filter(expires_at__lt=now)
+    if user_id is not None:
+        expired = expired.filter(user_id=user_id)
+    count = 0
+    for stale in expired.order_by("pk"):
+        release(stale)
+        count += 1
+    return count
 
 
 def _refusal(*, limit: Decimal, committed: Decimal, amount: Decimal, month: dt.date) -> str:
@@ -213,17 +286,24 @@ def _refusal(*, limit: Decimal, committed: Decimal, amount: Decimal, month: dt.d
 
 def _release_hold(reservation: Reservation) -> Decimal:
     """Delete the reservation; return the amount it held (0 if already released)."""
-    deleted, _ = Reservation.objects.filter(pk=reservation.pk).delete()
+    # Nothing refers to a reservation: no cascade to collect, one DELETE.
+    deleted = Reservation.objects.filter(pk=reservation.pk)._raw_delete(connection.alias)
     return reservation.amount if deleted else Decimal(0)
 
 
 def _move(*, user_id: int, month: dt.date, spent: Decimal, released: Decimal) -> None:
-    UserMonth.objects.filter(user_id=user_id, month=month).update(
-        spent=F("spent") + spent, reserved=F("reserved") - released
-    )
-    GlobalMonth.objects.filter(month=month).update(
-        spent=F("spent") + spent, reserved=F("reserved") - released
-    )
+    """Add to the months' spend what a call cost and take its hold off (user's row first)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE billing_usermonth SET spent = spent + %s, reserved = reserved - %s "
+            "WHERE user_id = %s AND month = %s",
+            [spent, released, user_id, month],
+        )
+        cursor.execute(
+            "UPDATE billing_globalmonth SET spent = spent + %s, reserved = reserved - %s "
+            "WHERE month = %s",
+            [spent, released, month],
+        )
 
 
 def settle(
@@ -238,12 +318,15 @@ def settle(
     duration_ms: int | None = None,
     conversation=None,
     message_id: int | None = None,
+    conversation_exists: bool = False,
 ) -> LedgerEntry:
     """Write the call's ledger row at its real cost and release its reservation, atomically.
 
     `model` is the model that answered (the response's); `usage` is the API's usage dict
     (see Tokens.from_usage); failed and stopped calls pass whatever usage they got ({} if
     none). Settling twice writes two ledger rows but releases the hold only once.
+    `conversation_exists`: the caller wrote to the conversation in this transaction, so it
+    need not be looked up.
     """
     tokens = Tokens.from_usage(usage)
     price = price_for(model, at=reservation.created_at)
@@ -252,13 +335,14 @@ def settle(
     status = status if status in CallStatus.values else CallStatus.FAILED
     user_id = reservation.user_id
     conversation_id = getattr(conversation, "pk", conversation)
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction: a failure here fails the caller's too.
+    with transaction.atomic(savepoint=False):
         released = _release_hold(reservation)
         _move(user_id=user_id, month=reservation.month, spent=cost or Decimal(0), released=released)
         # The ledger's references are not constraints: drop any deleted meanwhile.
         if not released and not _exists(get_user_model(), user_id):
             user_id = None
-        if not _exists(Conversation, conversation_id):
+        if not conversation_exists and not _exists(Conversation, conversation_id):
             conversation_id = message_id = None
         entry = LedgerEntry.objects.create(
             user_id=user_id,
@@ -308,12 +392,7 @@ def release(reservation: Reservation) -> None:
 
 def release_stale_reservations(*, now: dt.datetime | None = None) -> int:
     """Release holds past their expiry (their process died before settling); return how many."""
-    now = now or timezone.now()
-    count = 0
-    for reservation in Reservation.objects.filter(expires_at__lt=now).order_by("pk").iterator():
-        release(reservation)
-        count += 1
-    return count
+    return _release_expired(user_id=None, now=now or timezone.now())
 
 
 async def areserve(

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from billing.models import Price, utc_day
 from billing.tokens import Tokens
+
+# Every call is priced twice (its worst case, then its cost): prices are read from this
+# process's memory, kept PRICE_CACHE_SECONDS. A price saved or deleted in this process is seen
+# at once (signals); one saved in another process within PRICE_CACHE_SECONDS.
+PRICE_CACHE_SECONDS = 60.0
+_prices: dict[tuple[str, dt.date], tuple[float, Price | None]] = {}
 
 
 def price_for(model: str, *, at: dt.datetime | dt.date | None = None) -> Price | None:
@@ -19,7 +28,21 @@ def price_for(model: str, *, at: dt.datetime | dt.date | None = None) -> Price |
     if at is None:
         at = timezone.now()
     day = utc_day(at) if isinstance(at, dt.datetime) else at
-    return Price.objects.in_force(model, day)
+    now = time.monotonic()
+    found = _prices.get((model, day))
+    if found is not None and found[0] > now:
+        return found[1]
+    price = Price.objects.in_force(model, day)
+    if len(_prices) > 1000:
+        _prices.clear()
+    _prices[(model, day)] = (now + PRICE_CACHE_SECONDS, price)
+    return price
+
+
+@receiver([post_save, post_delete], sender=Price)
+def forget_prices(**kwargs: Any) -> None:
+    """Read prices from the database again (a price changed)."""
+    _prices.clear()
 
 
 def cost_of(

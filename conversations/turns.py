@@ -6,6 +6,7 @@ Also the follow-ups on a reply: stop it, regenerate it, continue it.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -17,7 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from billing import budgets
-from billing.models import Purpose
+from billing.models import LedgerEntry, Purpose
 from conversations import context, recovery, streambuffer, throttle, titles
 from conversations.claude.streaming import (
     ReplyRequest,
@@ -72,9 +73,11 @@ def _locked(conversation_id: int) -> Conversation:
     return Conversation.objects.select_for_update().get(pk=conversation_id)
 
 
-def _in_context(conversation: Conversation, *, upto_id: int | None = None) -> list[Message]:
+def _in_context(
+    conversation: Conversation, *, upto_id: int | None = None, fields=CONTEXT_FIELDS
+) -> list[Message]:
     """Messages from the context start on: bounded by the budget, not by the history."""
-    found = conversation.messages.only(*CONTEXT_FIELDS)
+    found = conversation.messages.only(*fields)
     if conversation.context_start_id is not None:
         found = found.filter(id__gte=conversation.context_start_id)
     if upto_id is not None:
@@ -105,7 +108,7 @@ def _reserve(conversation: Conversation, plan: context.ContextPlan):
     """Hold the call's worst case against the budgets before anything is sent."""
     try:
         return budgets.reserve(
-            user=conversation.user,
+            user=conversation.user_id,
             model=conversation.effective_model,
             prompt_tokens=plan.prompt_estimate,
             max_tokens=conversation.effective_max_tokens,
@@ -143,9 +146,10 @@ def _create_turn(conversation_id: int, text: str):
     with transaction.atomic():
         now = timezone.now()
         conversation = _locked(conversation_id)
-        if conversation.messages.filter(status=Message.Status.STREAMING).exists():
+        # A streaming reply is the newest message, so always in context: no query of its own.
+        earlier = _in_context(conversation, fields=(*CONTEXT_FIELDS, "status"))
+        if any(m.status == Message.Status.STREAMING for m in earlier):
             raise TurnRejected("Wait for the reply to finish (or stop it) before sending more.")
-        earlier = _in_context(conversation)
         user_message = Message.objects.create(
             conversation=conversation,
             role=Message.Role.USER,
@@ -248,29 +252,12 @@ async def _run_reply(
             outcome.usage.get("output_tokens", 0), context.estimate_tokens(text)
         )
     fields = apply_outcome(reply, outcome, text, counted=plan.learn and outcome.final_usage)
+    entry, saved = None, False
     try:
-        try:
-            await reply.asave(update_fields=fields)
-        except DatabaseError:
-            # The conversation was deleted meanwhile: nothing to save, still to settle.
-            if await Message.objects.filter(pk=reply.pk).aexists():
-                raise
-            return
-        await database_sync_to_async(_count_turn)(conversation, plan, outcome)
-    finally:
-        # Whatever happened above, the call is on the ledger and its hold released.
-        entry = await budgets.asettle(
-            plan.reservation,
-            usage=outcome.usage,
-            model=outcome.model,
-            status=outcome.status,
-            error_kind=outcome.error_kind,
-            request_id=outcome.request_id,
-            ttft_ms=outcome.ttft_ms,
-            duration_ms=outcome.duration_ms,
-            conversation=conversation.pk,
-            message_id=reply.pk,
+        entry, saved = await database_sync_to_async(_finish_turn)(
+            conversation, reply, fields, plan, outcome
         )
+    finally:
         await _best_effort(
             alog_claude_call(
                 request_id=outcome.request_id,
@@ -278,7 +265,7 @@ async def _run_reply(
                 conversation_id=conversation.pk,
                 model=outcome.model,
                 usage=outcome.usage,
-                cost=entry.cost,
+                cost=entry.cost if entry is not None else None,
                 ttft_ms=outcome.ttft_ms,
                 duration_ms=outcome.duration_ms,
                 stop_reason=outcome.stop_reason,
@@ -299,10 +286,47 @@ async def _run_reply(
                 },
             )
         )
-    if reply.status == Message.Status.COMPLETE and (
-        conversation.title == Conversation.DEFAULT_TITLE
+    if (
+        saved
+        and reply.status == Message.Status.COMPLETE
+        and conversation.title == Conversation.DEFAULT_TITLE
     ):
         await _name_conversation(conversation, reply)
+
+
+def _finish_turn(
+    conversation: Conversation, reply: Message, fields: list[str], plan, outcome
+) -> tuple[LedgerEntry, bool]:
+    """Save the reply once, learn its counts and settle its call: one transaction.
+
+    Returns the ledger row and whether the reply was saved. Whatever happens to the reply,
+    the call is on the ledger and its hold released.
+    """
+    settle = partial(
+        budgets.settle,
+        plan.reservation,
+        usage=outcome.usage,
+        model=outcome.model,
+        status=outcome.status,
+        error_kind=outcome.error_kind,
+        request_id=outcome.request_id,
+        ttft_ms=outcome.ttft_ms,
+        duration_ms=outcome.duration_ms,
+        conversation=conversation.pk,
+        message_id=reply.pk,
+    )
+    try:
+        with transaction.atomic():
+            reply.save(update_fields=fields)
+            _count_turn(conversation, plan, outcome)
+            return settle(conversation_exists=True), True
+    except DatabaseError:
+        entry = settle()  # in a transaction of its own
+        if Message.objects.filter(pk=reply.pk).exists():
+            # Not a deleted conversation: the row stays "streaming" until recovery marks it
+            # interrupted.
+            logger.exception("reply %s could not be saved", reply.pk)
+        return entry, False
 
 
 async def _best_effort(step) -> None:
@@ -323,7 +347,7 @@ async def _name_conversation(conversation: Conversation, reply: Message) -> None
     )
     try:
         reservation = await budgets.areserve(
-            user=conversation.user,
+            user=conversation.user_id,
             model=settings.TITLE_MODEL,
             prompt_tokens=context.estimate_tokens(question or "")
             + context.estimate_tokens(reply.content[:2000])

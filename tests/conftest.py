@@ -45,6 +45,7 @@ def fake_api(fake_server, settings):
     """Point the app at the loopback fake API with a clean script for every test."""
     from django.core.cache import cache
 
+    from billing.pricing import forget_prices
     from conversations import streambuffer, throttle
     from conversations.claude.client import reset_clients
 
@@ -55,6 +56,7 @@ def fake_api(fake_server, settings):
     fake_server.reset()
     fake_server.configure(ttft=0.05, tokens_per_second=400.0)
     cache.clear()  # breaker state and limits start fresh
+    forget_prices()  # prices re-seeded or edited with update() are read again
     reset_clients()
     throttle.reset()
     streambuffer.reset()

@@ -22,6 +22,9 @@ class Generation:
     length: int = 0
     task: asyncio.Task[None] | None = None
     started: float = field(default_factory=time.monotonic)
+    # Set once the tabs were told about the reply: its frames wait for it (the call to Claude
+    # goes out first, the tabs are told while it is on its way).
+    announced: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def resuming(cls, *, reply_id: int, conversation_id: int, text: str) -> Generation:

@@ -5,7 +5,9 @@ Also the follow-ups on a reply: stop it, regenerate it, continue it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from functools import partial
 
 from channels.db import database_sync_to_async
@@ -210,25 +212,34 @@ async def turn_start(*, conversation: Conversation, user_id: int, text: object) 
     conversation.context_tokens = fresh.context_tokens  # the caller's copy stays current
     # The transaction has committed: clients only ever see rows that exist. The reply
     # starts even if telling the tabs fails; it is saved and shown on reload.
-    await _best_effort(
-        _broadcast(
-            conversation.pk,
-            {
-                "type": "turn.created",
-                "html": render_message(user_message) + render_message(reply),
-                "gauge": render_gauge(fresh),
-                "warning": plan.reservation.warning,
-            },
-        )
+    generation = _start(fresh, reply, plan)
+    await _announce(
+        generation,
+        lambda: {
+            "type": "turn.created",
+            "html": render_message(user_message) + render_message(reply),
+            "gauge": render_gauge(fresh),
+            "warning": plan.reservation.warning,
+        },
     )
-    _start(fresh, reply, plan)
     return reply
 
 
-def _start(conversation: Conversation, reply: Message, plan, text: str = "") -> None:
+def _start(conversation: Conversation, reply: Message, plan, text: str = "") -> Generation:
     generation = Generation.resuming(reply_id=reply.pk, conversation_id=conversation.pk, text=text)
     request = _request(conversation, plan)
     generations.start(generation, _run_reply(conversation, reply, plan, request, generation))
+    return generation
+
+
+async def _announce(generation: Generation, event: Callable[[], dict]) -> None:
+    """Tell the tabs about a reply that has started: the call to Claude goes out first (the
+    event is rendered while it is on its way), the reply's frames wait for this one."""
+    try:
+        await asyncio.sleep(0)  # the reply's task runs up to its first wait: the request
+        await _best_effort(_broadcast(generation.conversation_id, event()))
+    finally:
+        generation.announced.set()
 
 
 async def _run_reply(
@@ -275,6 +286,7 @@ async def _run_reply(
             )
         )
         await _best_effort(streambuffer.discard(reply.pk))
+        await generation.announced.wait()  # the tabs have the reply to finish
         await _best_effort(
             _broadcast(
                 reply.conversation_id,
@@ -494,10 +506,8 @@ async def turn_regenerate(*, conversation: Conversation, user_id: int, message_i
     fresh, plan, reply = await database_sync_to_async(_prepare_regenerate)(
         conversation.pk, message_id
     )
-    await _best_effort(
-        _broadcast(conversation.pk, {"type": "turn.created", "html": render_message(reply)})
-    )
-    _start(fresh, reply, plan)
+    generation = _start(fresh, reply, plan)
+    await _announce(generation, lambda: {"type": "turn.created", "html": render_message(reply)})
     return reply
 
 
@@ -537,17 +547,15 @@ async def turn_edit(
     fresh, plan, message, reply = await database_sync_to_async(_prepare_edit)(
         conversation.pk, message_id, text
     )
-    await _best_effort(
-        _broadcast(
-            conversation.pk,
-            {
-                "type": "turn.created",
-                "html": render_message(reply),
-                "replaced": render_message(message),
-            },
-        )
+    generation = _start(fresh, reply, plan)
+    await _announce(
+        generation,
+        lambda: {
+            "type": "turn.created",
+            "html": render_message(reply),
+            "replaced": render_message(message),
+        },
     )
-    _start(fresh, reply, plan)
     return reply
 
 
@@ -579,11 +587,9 @@ async def turn_continue(*, conversation: Conversation, user_id: int, message_id:
     fresh, plan, reply = await database_sync_to_async(_prepare_continue)(
         conversation.pk, message_id
     )
-    await _best_effort(
-        _broadcast(
-            conversation.pk,
-            {"type": "reply.restarted", "message_id": reply.pk, "html": render_message(reply)},
-        )
+    generation = _start(fresh, reply, plan, text=reply.content)
+    await _announce(
+        generation,
+        lambda: {"type": "reply.restarted", "message_id": reply.pk, "html": render_message(reply)},
     )
-    _start(fresh, reply, plan, text=reply.content)
     return reply

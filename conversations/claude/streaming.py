@@ -13,9 +13,9 @@ import anthropic
 import httpx2
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
+from chatsite import cacheio
 from conversations import streambuffer
 from conversations.claude import breaker
 from conversations.claude.client import get_client
@@ -104,6 +104,7 @@ class DeltaRelay:
     async def run(self) -> None:
         """Send pending text, then wait at least one interval before the next frame."""
         loop = asyncio.get_running_loop()
+        await self.generation.announced.wait()  # no frame before the tabs know the reply
         while not self.closed:
             await self.ready.wait()
             self.ready.clear()
@@ -306,7 +307,7 @@ async def generate_reply(
     try:
         async with slots or contextlib.nullcontext():
             # A stop that came before the listener was subscribed (waiting for a slot).
-            if await cache.aget(stop_key(generation.reply_id)):
+            if await cacheio.call("get", stop_key(generation.reply_id)):
                 raise asyncio.CancelledError
             try:
                 await stream_with_retries(

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
-from conversations import streambuffer
+from conversations import streambuffer, tabs
 from conversations.claude.streaming import group_name
 from conversations.frames import FrameRejected, parse_frame
-from conversations.models import Message, aconversation_for_user
+from conversations.models import Conversation, Message, conversation_for_user
 from conversations.turns import (
     TurnRejected,
     render_message,
@@ -30,6 +32,23 @@ CLOSE_NOT_FOUND = 4404
 MAX_FRAME_CHARS = 200_000
 
 
+@functools.cache
+def _sent_frame() -> str:
+    """After a message is accepted: an empty composer, no error (the same every time)."""
+    return render_to_string("conversations/detail.html#composer-reset") + render_to_string(
+        "conversations/detail.html#chat-error", {"error": ""}
+    )
+
+
+def _open_tab(user, conversation_id: object) -> tuple[Conversation, list[int]]:
+    """The user's conversation (or Http404) and its replies still streaming: one ORM hop."""
+    conversation = conversation_for_user(user, conversation_id)
+    streaming = Message.objects.filter(
+        conversation_id=conversation.pk, status=Message.Status.STREAMING
+    ).values_list("id", flat=True)
+    return conversation, list(streaming)
+
+
 class ConversationConsumer(AsyncWebsocketConsumer):
     """One browser tab on one conversation."""
 
@@ -39,7 +58,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         try:
-            self.conversation = await aconversation_for_user(
+            self.conversation, streaming = await database_sync_to_async(_open_tab)(
                 user, self.scope["url_route"]["kwargs"]["conversation_id"]
             )
         except Http404:
@@ -48,17 +67,18 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.group = group_name(self.conversation.pk)
         self.offsets: dict[int, int] = {}
         await self.channel_layer.group_add(self.group, self.channel_name)
+        tabs.join(self.conversation.pk, self)
         await self.accept()
-        streaming = Message.objects.filter(
-            conversation_id=self.conversation.pk, status=Message.Status.STREAMING
-        ).values_list("id", flat=True)
-        async for reply_id in streaming:
+        # Replies streaming when the tab opened: catch up from their text so far (a delta
+        # sent since has an offset the tab compares with it).
+        for reply_id in streaming:
             text = await streambuffer.snapshot(reply_id)
             if text is not None:
                 await self._catch_up(reply_id, text)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
+            tabs.leave(self.conversation.pk, self)
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
@@ -91,10 +111,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await turn_start(
             conversation=self.conversation, user_id=self.scope["user"].pk, text=frame.get("text")
         )
-        await self.send(
-            text_data=render_to_string("conversations/detail.html#composer-reset")
-            + render_to_string("conversations/detail.html#chat-error", {"error": ""})
-        )
+        await self.send(text_data=_sent_frame())
 
     async def on_stop(self, frame: dict) -> None:
         await turn_stop(conversation=self.conversation, message_id=frame.get("message_id"))

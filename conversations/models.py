@@ -160,14 +160,6 @@ def conversation_for_user(user, conversation_id: int | str) -> Conversation:
         raise Http404("No such conversation.") from exc
 
 
-async def aconversation_for_user(user, conversation_id: int | str) -> Conversation:
-    """Async twin of conversation_for_user."""
-    try:
-        return await Conversation.objects.for_user(user).aget(pk=int(conversation_id))
-    except (Conversation.DoesNotExist, ValueError, TypeError) as exc:
-        raise Http404("No such conversation.") from exc
-
-
 class MessageQuerySet(models.QuerySet["Message"]):
     def chronological(self) -> MessageQuerySet:
         return self.order_by("id")

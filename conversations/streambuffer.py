@@ -32,6 +32,11 @@ def _redis() -> aioredis.Redis | None:
     return client
 
 
+def shared() -> bool:
+    """True when the text is kept for other processes (Redis); else append() does nothing."""
+    return bool(settings.REDIS_URL)
+
+
 async def append(reply_id: int, text: str) -> None:
     """Record a flushed chunk of a reply."""
     client = _redis()

@@ -4,13 +4,14 @@ per-process cap on concurrent calls."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 import weakref
 from dataclasses import dataclass
 
 from django.conf import settings
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
@@ -53,6 +54,11 @@ def _storage() -> Storage:
     return MemoryStorage()
 
 
+@functools.lru_cache(maxsize=64)
+def _parse(value: str) -> RateLimitItem:
+    return parse(value)
+
+
 def limiter() -> MovingWindowRateLimiter:
     loop = asyncio.get_running_loop()
     found = _limiters.get(loop)
@@ -63,7 +69,7 @@ def limiter() -> MovingWindowRateLimiter:
 
 async def check_rate_limits(*, user_id: int, tokens: int) -> None:
     """Count one request of about `tokens` tokens; raise RateLimited when over a limit."""
-    active = [(rule, parse(value)) for rule in RULES if (value := getattr(settings, rule.setting))]
+    active = [(rule, _parse(value)) for rule in RULES if (value := getattr(settings, rule.setting))]
     ident = {"user": f"user:{user_id}", "global": "global"}
     lim = limiter()
     # Test every limit first, so a refused request uses up none of them.

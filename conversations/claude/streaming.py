@@ -16,7 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from chatsite import cacheio
-from conversations import streambuffer
+from conversations import streambuffer, tabs
 from conversations.claude import breaker
 from conversations.claude.client import get_client
 from conversations.generations import Generation
@@ -69,6 +69,8 @@ class DeltaRelay:
         self.generation = generation
         self.group = group
         self.layer = get_channel_layer()
+        self.local_only = tabs.reaches_every_tab(self.layer)
+        self.shared_text = streambuffer.shared()  # other processes catch up from Redis
         self.interval = 1.0 / settings.STREAM_FRAMES_PER_SECOND
         self.pending: list[str] = []
         self.sent = generation.length  # characters already broadcast (a continued reply)
@@ -90,16 +92,17 @@ class DeltaRelay:
         self.pending.clear()
         offset = self.sent
         self.sent += len(text)
-        await streambuffer.append(self.generation.reply_id, text)
-        await self.layer.group_send(
-            self.group,
-            {
-                "type": "reply.delta",
-                "message_id": self.generation.reply_id,
-                "offset": offset,
-                "text": text,
-            },
-        )
+        if self.shared_text:
+            await streambuffer.append(self.generation.reply_id, text)
+        event = {
+            "type": "reply.delta",
+            "message_id": self.generation.reply_id,
+            "offset": offset,
+            "text": text,
+        }
+        await tabs.deliver(self.generation.conversation_id, event)
+        if not self.local_only:
+            await self.layer.group_send(self.group, event)
 
     async def run(self) -> None:
         """Send pending text, then wait at least one interval before the next frame."""

@@ -181,9 +181,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def dispatch(self, message: dict) -> None:
         if message["type"] in self.relay_events:
-            await getattr(self, message["type"].replace(".", "_"))(message)
+            await self.relay(message)
             return
         await super().dispatch(message)
+
+    async def relay(self, event: dict) -> None:
+        """Send a reply's or turn's event to the browser (from the layer or `tabs`)."""
+        if event["type"] in self.relay_events:
+            await getattr(self, event["type"].replace(".", "_"))(event)
 
     async def turn_created(self, event: dict) -> None:
         await self.send(

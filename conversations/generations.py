@@ -34,6 +34,11 @@ class Generation:
             generation.append(text)
         return generation
 
+    def cancel(self) -> None:
+        """Stop the reply (safe from any thread: a sync view may ask)."""
+        if self.task is not None:
+            self.task.get_loop().call_soon_threadsafe(self.task.cancel)
+
     def append(self, text: str) -> None:
         self.parts.append(text)
         self.length += len(text)
@@ -78,6 +83,9 @@ class Generations:
 
     def get(self, reply_id: int) -> Generation | None:
         return self._running.get(reply_id)
+
+    def running_in(self, conversation_id: int) -> list[Generation]:
+        return [g for g in self._running.values() if g.conversation_id == conversation_id]
 
     async def aclose(self) -> None:
         """Stop the heartbeat (shutdown and tests)."""

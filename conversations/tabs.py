@@ -4,6 +4,8 @@ A reply's deltas reach the tabs of its own process by a direct call: no channel-
 message, queue and consumer wake-up per delta per tab, which made relaying cost twice what
 a bare relay does. Tabs in other processes still get every delta through the channel
 layer's group (with Redis); a tab that gets a delta both ways drops the copy by its offset.
+With the in-memory layer every tab is here, so the other events of a turn (see
+`conversations.turns.broadcast`) and stop requests skip the layer too.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 class Tab(Protocol):
-    async def reply_delta(self, event: dict[str, Any]) -> None: ...
+    async def relay(self, event: dict[str, Any]) -> None: ...
 
 
 _open: defaultdict[int, set[Tab]] = defaultdict(set)
@@ -37,10 +39,10 @@ def leave(conversation_id: int, tab: Tab) -> None:
 
 
 async def deliver(conversation_id: int, event: dict[str, Any]) -> None:
-    """Hand a delta to this process's tabs on the conversation."""
+    """Hand an event (a group message's dict) to this process's tabs on the conversation."""
     for tab in tuple(_open.get(conversation_id, ())):
         try:
-            await tab.reply_delta(event)
+            await tab.relay(event)
         except Exception:  # a socket closing under us: its disconnect will remove it
             logger.debug("delta not delivered to a closing tab", exc_info=True)
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from billing import budgets
 from billing.models import LedgerEntry, Purpose
-from conversations import context, recovery, streambuffer, throttle, titles
+from conversations import context, recovery, streambuffer, tabs, throttle, titles
 from conversations.claude.streaming import (
     ReplyRequest,
     apply_outcome,
@@ -186,7 +186,12 @@ async def _check_limits(*, user_id: int, tokens: int) -> None:
 
 
 async def _broadcast(conversation_id: int, event: dict) -> None:
-    await get_channel_layer().group_send(group_name(conversation_id), event)
+    """Tell every tab on the conversation, in any process."""
+    layer = get_channel_layer()
+    if tabs.reaches_every_tab(layer):
+        await tabs.deliver(conversation_id, event)
+    else:
+        await layer.group_send(group_name(conversation_id), event)
 
 
 def render_gauge(conversation: Conversation) -> str:
@@ -455,7 +460,13 @@ async def stop_replies(conversation_id: int, message_id: int | None = None) -> N
     ids = [pk async for pk in streaming.values_list("pk", flat=True)]
     if ids:
         await cache.aset_many({stop_key(pk): 1 for pk in ids}, timeout=3600)
-    await get_channel_layer().group_send(
+    layer = get_channel_layer()
+    if tabs.reaches_every_tab(layer):  # one process: its registry holds every reply
+        for generation in generations.running_in(conversation_id):
+            if message_id in (None, generation.reply_id):
+                generation.cancel()
+        return
+    await layer.group_send(
         control_group_name(conversation_id), {"type": "reply.stop", "message_id": message_id}
     )
 

@@ -305,7 +305,12 @@ async def generate_reply(
     """Run the stream, the relay and the stop listener; always end with a final status."""
     relay = DeltaRelay(generation, group_name(generation.conversation_id))
     relay_task = asyncio.create_task(relay.run())
-    stop_task = asyncio.create_task(listen_for_stop(generation))
+    # With the in-memory layer a stop cancels the task directly (turns.stop_replies).
+    stop_task = (
+        None
+        if tabs.reaches_every_tab(relay.layer)
+        else asyncio.create_task(listen_for_stop(generation))
+    )
     outcome = ReplyOutcome(model=request.model)
     try:
         async with slots or contextlib.nullcontext():
@@ -350,9 +355,12 @@ async def generate_reply(
         if isinstance(exc, breaker.CircuitOpen):
             outcome.retry_in = exc.retry_in
     finally:
-        stop_task.cancel()
         relay.close()
-        await asyncio.gather(asyncio.shield(relay_task), stop_task, return_exceptions=True)
+        waits = [asyncio.shield(relay_task)]
+        if stop_task is not None:
+            stop_task.cancel()
+            waits.append(stop_task)
+        await asyncio.gather(*waits, return_exceptions=True)
     outcome.duration_ms = int((time.monotonic() - generation.started) * 1000)
     logger.info("reply %s %s in %d ms", generation.reply_id, outcome.status, outcome.duration_ms)
     return outcome

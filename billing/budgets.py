@@ -287,7 +287,9 @@ def _refusal(*, limit: Decimal, committed: Decimal, amount: Decimal, month: dt.d
 def _release_hold(reservation: Reservation) -> Decimal:
     """Delete the reservation; return the amount it held (0 if already released)."""
     # Nothing refers to a reservation: no cascade to collect, one DELETE.
-    deleted = Reservation.objects.filter(pk=reservation.pk)._raw_delete(connection.alias)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM billing_reservation WHERE id = %s", [reservation.pk])
+        deleted = cursor.rowcount
     return reservation.amount if deleted else Decimal(0)
 
 

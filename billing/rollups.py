@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from decimal import Decimal
 
 from django.db import connection, models, transaction
@@ -48,23 +49,29 @@ def _add(model: type[models.Model], rows: list[dict], increments: dict) -> None:
     updates; the same SQL on Postgres and SQLite): a settled call touches seven rollup
     rows in four statements.
     """
+    sql = _upsert_sql(model, tuple(rows[0]), tuple(increments), len(rows))
+    params = [value for key in rows for value in (*key.values(), *increments.values())]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+@functools.cache
+def _upsert_sql(
+    model: type[models.Model], keys: tuple[str, ...], increments: tuple[str, ...], rows: int
+) -> str:
     meta, quote = model._meta, connection.ops.quote_name
     table = quote(meta.db_table)
-    names = [*rows[0], *increments]
-    columns = ", ".join(quote(meta.get_field(name).column) for name in names)
+    columns = ", ".join(quote(meta.get_field(name).column) for name in (*keys, *increments))
     conflict = ", ".join(quote(c) for c in _unique_key_columns(model))
     added = ", ".join(
         f"{quote(c)} = {table}.{quote(c)} + EXCLUDED.{quote(c)}"
         for c in (meta.get_field(name).column for name in increments)
     )
-    values = ", ".join([f"({', '.join(['%s'] * len(names))})"] * len(rows))
-    sql = (
+    values = ", ".join([f"({', '.join(['%s'] * (len(keys) + len(increments)))})"] * rows)
+    return (
         f"INSERT INTO {table} ({columns}) VALUES {values} "  # noqa: S608
         f"ON CONFLICT ({conflict}) DO UPDATE SET {added}"
     )
-    params = [value for key in rows for value in (*key.values(), *increments.values())]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def _unique_key_columns(model: type[models.Model]) -> list[str]:

@@ -313,6 +313,25 @@ def test_a_users_next_call_frees_their_own_stale_holds(user, settings):
     assert UserMonth.objects.get(user=user).reserved == Decimal("0.018")
 
 
+def test_anyones_expired_hold_is_freed_when_it_blocks_the_sites_cap(user, other_user, settings):
+    settings.BUDGET_GLOBAL_MONTHLY_USD = Decimal("0.05")
+    reserve(user=user, model=SONNET, prompt_tokens=1_000, max_tokens=2_000, at=NOW)  # $0.033
+    later = NOW + dt.timedelta(hours=2)  # the first call's process died: its hold expired
+    assert reserve(user=other_user, model=SONNET, prompt_tokens=1_000, max_tokens=2_000, at=later)
+    assert month_of(user).reserved == 0
+    assert GlobalMonth.objects.get().reserved == Decimal("0.033")
+    assert Reservation.objects.get().user == other_user
+
+
+def test_a_refused_hold_leaves_both_months_as_they_were(user, settings):
+    settings.BUDGET_USER_MONTHLY_USD = Decimal("0.02")
+    reserve(user=user, model=SONNET, prompt_tokens=1_000, max_tokens=1_000, at=NOW)  # $0.018
+    with pytest.raises(BudgetExceeded):
+        reserve(user=user, model=SONNET, prompt_tokens=1_000, max_tokens=1_000, at=NOW)
+    assert month_of(user).reserved == Decimal("0.018")
+    assert GlobalMonth.objects.get().reserved == Decimal("0.018")
+
+
 def test_the_hourly_command_releases_stale_holds(user):
     from io import StringIO
 

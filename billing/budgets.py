@@ -146,9 +146,10 @@ def reserve(
     reservation's `warning` is the 80% message ("" below 80%).
     """
     at = at or timezone.now()
+    user_id = getattr(user, "pk", user)
     hold = partial(
         _reserve_once,
-        user_id=getattr(user, "pk", user),
+        user_id=user_id,
         model=model,
         prompt_tokens=prompt_tokens,
         max_tokens=max_tokens,
@@ -163,7 +164,7 @@ def reserve(
         # Holds of calls whose process died count until released: free the expired ones
         # that stand in the way (the user's own, or anyone's for the site's cap) and retry.
         if exc.scope == "price" or not _release_expired(
-            user_id=getattr(user, "pk", user) if exc.scope == "user" else None, now=at
+            user_id=user_id if exc.scope == "user" else None, now=at
         ):
             raise
         return hold()

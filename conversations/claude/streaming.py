@@ -288,8 +288,7 @@ async def listen_for_stop(generation: Generation) -> None:
                 None,
                 generation.reply_id,
             ):
-                if generation.task is not None:
-                    generation.task.cancel()
+                generation.cancel()
                 return
     finally:
         await asyncio.shield(layer.group_discard(group, channel))

@@ -235,16 +235,19 @@ def _reserve_once(
 # One statement per month row: create it if missing, add the hold, return what is committed
 # (and, for the user, their override: NULL without one, 0 for an unlimited one). Plain
 # INSERT ... ON CONFLICT DO UPDATE ... RETURNING, the same on Postgres and SQLite >= 3.35.
+# ROUND(..., 6): SQLite does decimal arithmetic in floating point, and a hold given back
+# could leave -0.0000000001 reserved, which the month's non-negative check refuses.
 _USER_HOLD = """
     INSERT INTO billing_usermonth (user_id, month, spent, reserved) VALUES (%s, %s, 0, %s)
     ON CONFLICT (user_id, month)
-    DO UPDATE SET reserved = billing_usermonth.reserved + EXCLUDED.reserved
+    DO UPDATE SET reserved = ROUND(billing_usermonth.reserved + EXCLUDED.reserved, 6)
     RETURNING spent, reserved,
         (SELECT COALESCE(b.monthly_usd, 0) FROM billing_userbudget b WHERE b.user_id = %s)
 """
 _GLOBAL_HOLD = """
     INSERT INTO billing_globalmonth (month, spent, reserved) VALUES (%s, 0, %s)
-    ON CONFLICT (month) DO UPDATE SET reserved = billing_globalmonth.reserved + EXCLUDED.reserved
+    ON CONFLICT (month)
+    DO UPDATE SET reserved = ROUND(billing_globalmonth.reserved + EXCLUDED.reserved, 6)
     RETURNING spent, reserved, NULL
 """
 
@@ -298,13 +301,13 @@ def _move(*, user_id: int, month: dt.date, spent: Decimal, released: Decimal) ->
     """Add to the months' spend what a call cost and take its hold off (user's row first)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE billing_usermonth SET spent = spent + %s, reserved = reserved - %s "
-            "WHERE user_id = %s AND month = %s",
+            "UPDATE billing_usermonth SET spent = ROUND(spent + %s, 6), "
+            "reserved = ROUND(reserved - %s, 6) WHERE user_id = %s AND month = %s",
             [spent, released, user_id, month],
         )
         cursor.execute(
-            "UPDATE billing_globalmonth SET spent = spent + %s, reserved = reserved - %s "
-            "WHERE month = %s",
+            "UPDATE billing_globalmonth SET spent = ROUND(spent + %s, 6), "
+            "reserved = ROUND(reserved - %s, 6) WHERE month = %s",
             [spent, released, month],
         )
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -195,7 +196,9 @@ def bench_dashboard(quick: bool) -> tuple[dict, dict]:
 def bench_profile(quick: bool) -> tuple[dict, dict]:
     from bench import profile
 
-    with served("profile") as run:
+    bare = os.environ.get("BENCH_PROFILE") == "bare"  # the floor instead of the app
+    app = {"app": "bench.bare_relay:application"} if bare else {}
+    with served("profile", **app) as run:
         found = asyncio.run(profile.profile(run, rounds=2 if quick else 5))
     return {}, found
 

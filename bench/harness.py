@@ -223,7 +223,9 @@ def daphne(
     env = dict(os.environ) | base_env() | {"ANTHROPIC_BASE_URL": fake.url} | extra_env
     env.pop("REDIS_URL", None)
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    argv = [*taskset(APP_CORE), PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+    # BENCH_WRAP: a script to serve it with instead of `-m daphne` (a profiler around daphne)
+    serve = os.environ.get("BENCH_WRAP", "").split() or ["-m", "daphne"]
+    argv = [*taskset(APP_CORE), PYTHON, *serve, "-b", "127.0.0.1", "-p", str(port), app]
     name = "bare_relay" if "bare_relay" in app else "daphne"
     served = _spawn(name, argv, port, env)
     try:

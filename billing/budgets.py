@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
-from functools import partial
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -45,6 +44,7 @@ from billing.models import (
 from billing.pricing import price_for
 from billing.rollups import add_to_rollups
 from billing.tokens import Tokens
+from chatsite.db import Statement, insert_statement, run_together, saved
 from conversations.models import Conversation
 
 WARNING_SHARE = Decimal("0.8")
@@ -143,13 +143,11 @@ def reserve(
     price when cache_ttl is "5m"/"1h", since a prompt may be written to the cache) plus
     max_tokens at the output price, halved for batches, rounded up to the micro-dollar.
     prompt_tokens must not be an underestimate for the guarantee to hold. The returned
-    reservation's `warning` is the 80% message ("" below 80%).
+    reservation's `warning` is the 80% message ("" below 80%). A refusal leaves the caller's
+    transaction (if any) usable and unchanged.
     """
-    at = at or timezone.now()
-    user_id = getattr(user, "pk", user)
-    hold = partial(
-        _reserve_once,
-        user_id=user_id,
+    hold = Hold(
+        user=user,
         model=model,
         prompt_tokens=prompt_tokens,
         max_tokens=max_tokens,
@@ -158,64 +156,56 @@ def reserve(
         cache_ttl=cache_ttl,
         at=at,
     )
-    try:
-        return hold()
-    except BudgetExceeded as exc:
-        # Holds of calls whose process died count until released: free the expired ones
-        # that stand in the way (the user's own, or anyone's for the site's cap) and retry.
-        if exc.scope == "price" or not _release_expired(
-            user_id=user_id if exc.scope == "user" else None, now=at
-        ):
-            raise
-        return hold()
+    with transaction.atomic(savepoint=False):  # its own transaction when not in one
+        outcome = hold.outcome(run_together(hold.statements))
+    if isinstance(outcome, BudgetExceeded):
+        raise outcome  # out of the block: an exception in it would doom the caller's
+    return outcome
 
 
-def _reserve_once(
-    *,
-    user_id: int,
-    model: str,
-    prompt_tokens: int,
-    max_tokens: int,
-    purpose: str,
-    batch: bool,
-    cache_ttl: str | None,
-    at: dt.datetime,
-) -> Reservation:
-    month = month_start(utc_day(at))
-    cap = global_budget()
-    price = price_for(model, at=at)
-    if price is None:
-        if user_budget(user_id) is not None or cap is not None:
-            raise UnpricedModel(
-                f"The model {model} has no price yet, so it cannot be used while budgets are "
-                "on. An administrator can add its price.",
-                scope="price",
-                resets_on=None,
+class Hold:
+    """One reservation being made: its statements (which a caller may send together with its
+    own in one round trip, see chatsite.db.run_together), then `outcome()` of their rows.
+
+    The statements add the hold to the user's month, then to the global month (each upsert
+    locks its row until the transaction ends: the same lock order everywhere), and insert the
+    reservation. Raises UnpricedModel at once for a model without a price while a budget
+    applies.
+    """
+
+    def __init__(
+        self,
+        *,
+        user,
+        model: str,
+        prompt_tokens: int,
+        max_tokens: int,
+        purpose: str = Purpose.CHAT,
+        batch: bool = False,
+        cache_ttl: str | None = None,
+        at: dt.datetime | None = None,
+    ) -> None:
+        at = at or timezone.now()
+        self.user_id = user_id = getattr(user, "pk", user)
+        self.month = month = month_start(utc_day(at))
+        self.cap = global_budget()
+        price = price_for(model, at=at)
+        if price is None:
+            if user_budget(user_id) is not None or self.cap is not None:
+                raise UnpricedModel(
+                    f"The model {model} has no price yet, so it cannot be used while budgets "
+                    "are on. An administrator can add its price.",
+                    scope="price",
+                    resets_on=None,
+                )
+            amount = Decimal(0)
+        else:
+            amount = price.worst_case(
+                prompt_tokens=prompt_tokens, max_tokens=max_tokens, batch=batch, cache_ttl=cache_ttl
             )
-        amount = Decimal(0)
-    else:
-        amount = price.worst_case(
-            prompt_tokens=prompt_tokens, max_tokens=max_tokens, batch=batch, cache_ttl=cache_ttl
-        )
-    with transaction.atomic():
-        # Each upsert adds the hold and locks its row until the transaction ends (lock order
-        # everywhere: the user's month, then the global month); a refusal rolls both back.
-        committed, override = _add_hold(_USER_HOLD, [user_id, month, amount, user_id])
-        limit = _limit(override) if override is not None else default_user_budget()
-        if limit is not None and committed > limit:
-            raise BudgetExceeded(
-                _refusal(limit=limit, committed=committed - amount, amount=amount, month=month),
-                scope="user",
-                resets_on=next_month(month),
-            )
-        site, _ = _add_hold(_GLOBAL_HOLD, [month, amount])
-        if cap is not None and site > cap:
-            raise BudgetExceeded(
-                "The site's monthly budget for Claude is used up. " + resets_text(month),
-                scope="global",
-                resets_on=next_month(month),
-            )
-        reservation = Reservation.objects.create(
+        self.amount = amount
+        self.now = at
+        self.reservation = Reservation(
             user_id=user_id,
             month=month,
             amount=amount,
@@ -228,8 +218,60 @@ def _reserve_once(
             created_at=at,
             expires_at=at + (BATCH_HOLD if batch else HOLD),
         )
-    reservation.warning = warning_message(committed, limit, month)
-    return reservation
+        self.statements = [
+            (_USER_HOLD, [user_id, month, amount, user_id]),
+            (_GLOBAL_HOLD, [month, amount]),
+            insert_statement(self.reservation),
+        ]
+
+    def outcome(self, rows: list[list[tuple]]) -> Reservation | BudgetExceeded:
+        """The saved reservation, or the refusal (to raise) with the holds given back.
+
+        Holds of calls whose process died count until released: after a refusal the expired
+        ones that stand in the way (the user's own, or anyone's for the site's cap) are
+        freed and the hold is tried once more. Call in the transaction that ran the rows.
+        """
+        outcome = self._take(rows)
+        if (
+            isinstance(outcome, BudgetExceeded)
+            and outcome.scope != "price"
+            and _release_expired(
+                user_id=self.user_id if outcome.scope == "user" else None, now=self.now
+            )
+        ):
+            outcome = self._take(run_together(self.statements))
+        return outcome
+
+    def _take(self, rows: list[list[tuple]]) -> Reservation | BudgetExceeded:
+        [user_row], [site_row], inserted = rows
+        committed, override = _committed(user_row)
+        site, _ = _committed(site_row)
+        limit = _limit(override) if override is not None else default_user_budget()
+        month, amount = self.month, self.amount
+        if limit is not None and committed > limit:
+            refusal = BudgetExceeded(
+                _refusal(limit=limit, committed=committed - amount, amount=amount, month=month),
+                scope="user",
+                resets_on=next_month(month),
+            )
+        elif self.cap is not None and site > self.cap:
+            refusal = BudgetExceeded(
+                "The site's monthly budget for Claude is used up. " + resets_text(month),
+                scope="global",
+                resets_on=next_month(month),
+            )
+        else:
+            reservation = saved(self.reservation, inserted)
+            reservation.warning = warning_message(committed, limit, month)
+            return reservation
+        # Give both holds back and drop the row: the rows are still locked by this transaction.
+        run_together(
+            [
+                *_move(user_id=self.user_id, month=month, spent=Decimal(0), released=amount),
+                ("DELETE FROM billing_reservation WHERE id = %s", [inserted[0][0]]),
+            ]
+        )
+        return refusal
 
 
 # One statement per month row: create it if missing, add the hold, return what is committed
@@ -252,11 +294,9 @@ _GLOBAL_HOLD = """
 """
 
 
-def _add_hold(sql: str, params: list) -> tuple[Decimal, Decimal | None]:
-    """Run a hold upsert; return (spent + reserved, the user's override or None)."""
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        spent, reserved, override = cursor.fetchone()
+def _committed(row: tuple) -> tuple[Decimal, Decimal | None]:
+    """A hold upsert's row: (spent + reserved, the user's override or None)."""
+    spent, reserved, override = row
     committed = (_usd(spent) + _usd(reserved)).quantize(MICRODOLLAR)
     return committed, None if override is None else _usd(override)
 
@@ -297,19 +337,20 @@ def _release_hold(reservation: Reservation) -> Decimal:
     return reservation.amount if deleted else Decimal(0)
 
 
-def _move(*, user_id: int, month: dt.date, spent: Decimal, released: Decimal) -> None:
+def _move(*, user_id: int, month: dt.date, spent: Decimal, released: Decimal) -> list[Statement]:
     """Add to the months' spend what a call cost and take its hold off (user's row first)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
+    return [
+        (
             "UPDATE billing_usermonth SET spent = ROUND(spent + %s, 6), "
             "reserved = ROUND(reserved - %s, 6) WHERE user_id = %s AND month = %s",
             [spent, released, user_id, month],
-        )
-        cursor.execute(
+        ),
+        (
             "UPDATE billing_globalmonth SET spent = ROUND(spent + %s, 6), "
             "reserved = ROUND(reserved - %s, 6) WHERE month = %s",
             [spent, released, month],
-        )
+        ),
+    ]
 
 
 def settle(
@@ -344,7 +385,14 @@ def settle(
     # No savepoint inside a caller's transaction: a failure here fails the caller's too.
     with transaction.atomic(savepoint=False):
         released = _release_hold(reservation)
-        _move(user_id=user_id, month=reservation.month, spent=cost or Decimal(0), released=released)
+        run_together(
+            _move(
+                user_id=user_id,
+                month=reservation.month,
+                spent=cost or Decimal(0),
+                released=released,
+            )
+        )
         # The ledger's references are not constraints: drop any deleted meanwhile.
         if not released and not _exists(get_user_model(), user_id):
             user_id = None
@@ -388,11 +436,13 @@ def release(reservation: Reservation) -> None:
     """Give back a reservation for a call that was never made (no ledger row)."""
     with transaction.atomic():
         released = _release_hold(reservation)
-        _move(
-            user_id=reservation.user_id,
-            month=reservation.month,
-            spent=Decimal(0),
-            released=released,
+        run_together(
+            _move(
+                user_id=reservation.user_id,
+                month=reservation.month,
+                spent=Decimal(0),
+                released=released,
+            )
         )
 
 

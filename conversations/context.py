@@ -89,7 +89,10 @@ def choose_start(
 
     start = 0
     if current_start is not None:
-        start = next((i for i, m in enumerate(messages) if m.id >= current_start), 0)
+        # A message not saved yet (id None) is the newest, after any start.
+        start = next(
+            (i for i, m in enumerate(messages) if m.id is None or m.id >= current_start), 0
+        )
     start = first_user_at_or_after(start)
     if overhead + suffix[start] <= budget:
         return start
@@ -161,7 +164,7 @@ def api_messages(sent: Sequence[Counted], *, prefill: str | None = None) -> list
 class ContextPlan:
     """One request's context, and what is needed to learn exact counts from its usage."""
 
-    start_id: int
+    start_id: int | None  # None until the newest message, if it is the start, is saved
     messages: list[dict]
     system: list[dict] | None
     known_tokens: int  # Σ shares of the sent messages other than the newest user message
@@ -175,6 +178,13 @@ class ContextPlan:
     learn: bool = True  # False when the last message is a prefill, not the user's
     newest_user_id: int | None = None
     reservation: object = None  # the budget hold for this request (billing.Reservation)
+
+    def saved_newest(self, message_id: int) -> None:
+        """The newest user message, planned before it was saved, now has its id."""
+        if self.start_id is None:
+            self.start_id = message_id
+        if self.newest_user_id is None:
+            self.newest_user_id = message_id
 
 
 def plan_context(
@@ -216,7 +226,7 @@ def plan_context(
         newest_user_estimate=newest,
         prompt_estimate=overhead + known_tokens + newest + prefill_tokens,
         budget=budget,
-        trimmed=current_start is not None and turns[0].id > current_start,
+        trimmed=current_start is not None and (turns[0].id is None or turns[0].id > current_start),
         learn=prefill is None,
         newest_user_id=sent[-1].id,
     )

@@ -15,11 +15,14 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Subquery
+from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from billing import budgets
 from billing.models import LedgerEntry, Purpose
+from chatsite.db import bind, compiled, insert_statement, run_together, saved
 from conversations import context, recovery, streambuffer, tabs, throttle, titles
 from conversations.claude.streaming import (
     ReplyRequest,
@@ -105,10 +108,10 @@ def _plan(conversation: Conversation, messages: list[Message], prefill: str | No
         raise TurnRejected(str(exc)) from exc
 
 
-def _reserve(conversation: Conversation, plan: context.ContextPlan):
-    """Hold the call's worst case against the budgets before anything is sent."""
+def _hold(conversation: Conversation, plan: context.ContextPlan) -> budgets.Hold:
+    """The call's worst case, to hold against the budgets before anything is sent."""
     try:
-        return budgets.reserve(
+        return budgets.Hold(
             user=conversation.user_id,
             model=conversation.effective_model,
             prompt_tokens=plan.prompt_estimate,
@@ -121,10 +124,26 @@ def _reserve(conversation: Conversation, plan: context.ContextPlan):
         raise TurnRejected(str(exc)) from exc
 
 
-def _new_reply(conversation: Conversation, plan: context.ContextPlan, now) -> Message:
+def _held(hold: budgets.Hold, rows: list[list[tuple]]):
+    """The reservation from the hold's rows, or TurnRejected (the caller's transaction then
+    rolls back)."""
+    outcome = hold.outcome(rows)
+    if isinstance(outcome, budgets.BudgetExceeded):
+        metrics.record_budget_block(outcome.scope)
+        raise TurnRejected(str(outcome)) from outcome
+    return outcome
+
+
+def _reserve(conversation: Conversation, plan: context.ContextPlan):
+    hold = _hold(conversation, plan)
+    return _held(hold, run_together(hold.statements))
+
+
+def _save_reply(conversation: Conversation, plan: context.ContextPlan, now) -> Message:
+    """Insert the streaming reply and move the conversation's context: one round trip."""
     if settings.REDIS_URL:
         recovery.heartbeat()  # before the row exists, so no other process sweeps it
-    return Message.objects.create(
+    reply = Message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
@@ -134,24 +153,80 @@ def _new_reply(conversation: Conversation, plan: context.ContextPlan, now) -> Me
         owner=recovery.PROCESS_ID,
         created_at=now,
     )
-
-
-def _move_context(conversation: Conversation, plan: context.ContextPlan, now) -> None:
     conversation.context_start_id = plan.start_id
     conversation.context_tokens = plan.prompt_estimate
     conversation.updated_at = now
-    conversation.save(update_fields=["context_start_id", "context_tokens", "updated_at"])
+    table = connection.ops.quote_name(Conversation._meta.db_table)
+    inserted, _ = run_together(
+        [
+            insert_statement(reply),
+            (
+                f"UPDATE {table} SET context_start_id = %s, context_tokens = %s, "  # noqa: S608
+                "updated_at = %s WHERE id = %s",
+                [
+                    plan.start_id,
+                    plan.prompt_estimate,
+                    connection.ops.adapt_datetimefield_value(now),
+                    conversation.pk,
+                ],
+            ),
+        ]
+    )
+    return saved(reply, inserted)
+
+
+_CONVERSATION = -7_318_244_901  # stands for the conversation's id in the compiled queries
+_STARTING: dict[str, tuple] = {}  # per database vendor: the queries that start a turn
+
+
+def _starting_queries() -> tuple:
+    found = _STARTING.get(connection.vendor)
+    if found is None:
+        locked = [f.attname for f in Conversation._meta.concrete_fields]
+        wanted = {*CONTEXT_FIELDS, "status"}
+        fields = [f.attname for f in Message._meta.concrete_fields if f.attname in wanted]
+        start = Conversation.objects.filter(pk=_CONVERSATION).values("context_start_id")
+        lock = Conversation.objects.select_for_update().filter(pk=_CONVERSATION)
+        read = Message.objects.filter(
+            conversation_id=_CONVERSATION, id__gte=Coalesce(Subquery(start), 0)
+        )
+        found = _STARTING[connection.vendor] = (
+            locked,
+            compiled(lock.values_list(*locked)),
+            fields,
+            compiled(read.chronological().values_list(*fields)),
+        )
+    return found
+
+
+def _locked_with_context(conversation_id: int) -> tuple[Conversation, list[Message]]:
+    """The conversation, locked (one turn at a time per conversation: the manager's state
+    moves in order), and its messages from the context start on, in one round trip. The
+    read runs after the lock is held, so it sees any reply the previous turn started."""
+    locked, (lock_sql, lock_params), fields, (read_sql, read_params) = _starting_queries()
+    values = {_CONVERSATION: conversation_id}
+    found, rows = run_together(
+        [(lock_sql, bind(lock_params, values)), (read_sql, bind(read_params, values))]
+    )
+    if not found:
+        raise Conversation.DoesNotExist(f"conversation {conversation_id} does not exist")
+    alias = connection.alias
+    return (
+        Conversation.from_db(alias, locked, found[0]),
+        [Message.from_db(alias, fields, row) for row in rows],
+    )
 
 
 def _create_turn(conversation_id: int, text: str):
+    """Four round trips on Postgres: lock + read; budget hold + the user's message; the
+    reply + the conversation's context; commit."""
     with transaction.atomic():
         now = timezone.now()
-        conversation = _locked(conversation_id)
+        conversation, earlier = _locked_with_context(conversation_id)
         # A streaming reply is the newest message, so always in context: no query of its own.
-        earlier = _in_context(conversation, fields=(*CONTEXT_FIELDS, "status"))
         if any(m.status == Message.Status.STREAMING for m in earlier):
             raise TurnRejected("Wait for the reply to finish (or stop it) before sending more.")
-        user_message = Message.objects.create(
+        user_message = Message(
             conversation=conversation,
             role=Message.Role.USER,
             content=text,
@@ -160,10 +235,12 @@ def _create_turn(conversation_id: int, text: str):
         )
         # A refusal (too large for the token or money budget) rolls the message back:
         # nothing is saved and the text stays in the user's composer.
-        plan = _plan(conversation, [*earlier, user_message])
-        plan.reservation = _reserve(conversation, plan)
-        reply = _new_reply(conversation, plan, now)
-        _move_context(conversation, plan, now)
+        plan = _plan(conversation, [*earlier, user_message])  # the new message has no id yet
+        hold = _hold(conversation, plan)
+        *held, inserted = run_together([*hold.statements, insert_statement(user_message)])
+        plan.saved_newest(saved(user_message, inserted).pk)
+        plan.reservation = _held(hold, held)
+        reply = _save_reply(conversation, plan, now)
     return conversation, plan, user_message, reply
 
 
@@ -510,8 +587,7 @@ def _prepare_regenerate(conversation_id: int, message_id: object):
         old = _latest_reply(conversation, message_id)
         plan = _plan(conversation, _in_context(conversation, upto_id=_question_of(old)))
         plan.reservation = _reserve(conversation, plan)
-        reply = _new_reply(conversation, plan, timezone.now())
-        _move_context(conversation, plan, timezone.now())
+        reply = _save_reply(conversation, plan, timezone.now())
     return conversation, plan, reply
 
 
@@ -547,8 +623,7 @@ def _prepare_edit(conversation_id: int, message_id: object, text: str):
         message.save(update_fields=["content", "edited", "tokens", "tokens_exact"])
         plan = _plan(conversation, _in_context(conversation, upto_id=message.id))
         plan.reservation = _reserve(conversation, plan)
-        reply = _new_reply(conversation, plan, timezone.now())
-        _move_context(conversation, plan, timezone.now())
+        reply = _save_reply(conversation, plan, timezone.now())
     return conversation, plan, message, reply
 
 

@@ -21,13 +21,14 @@ from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from accounts.models import User
 from billing import budgets
+from chatsite.db import run_together
 from billing.models import GlobalMonth, UserMonth
 user = User.objects.create(username="sqlite")
 month = dt.date(2026, 11, 1)
 UserMonth.objects.create(user=user, month=month, reserved=Decimal("0.3"))
 GlobalMonth.objects.create(month=month, reserved=Decimal("0.3"))
-budgets._move(user_id=user.pk, month=month, spent=Decimal(0), released=Decimal("0.1"))
-budgets._move(user_id=user.pk, month=month, spent=Decimal(0), released=Decimal("0.2"))
+run_together(budgets._move(user_id=user.pk, month=month, spent=Decimal(0), released=Decimal("0.1")))
+run_together(budgets._move(user_id=user.pk, month=month, spent=Decimal(0), released=Decimal("0.2")))
 print(UserMonth.objects.get().reserved, GlobalMonth.objects.get().reserved)
 """
 

@@ -1,0 +1,73 @@
+"""Fewer round trips to the database on the hot path (a chat turn).
+
+`run_together` sends several statements in one round trip on Postgres (psycopg's pipeline
+mode: the server still runs them one after another, each with its own snapshot, so a
+`SELECT ... FOR UPDATE` followed by a read behaves exactly as two separate calls) and one
+by one elsewhere (SQLite). `insert_statement` is the INSERT ... RETURNING id that
+`Model.save()` would run, so a row can join such a batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model, QuerySet
+from django.db.models.sql import InsertQuery
+
+Statement = tuple[str, Sequence[Any]]
+
+
+def run_together(statements: Sequence[Statement]) -> list[list[tuple]]:
+    """Run the statements in order, in one round trip on Postgres; each one's rows.
+
+    Inside a transaction (the caller's `atomic()`) they are part of it. A failing statement
+    raises as it would alone (the ones after it are not run).
+    """
+    connection.ensure_connection()
+    with contextlib.ExitStack() as stack:
+        cursors = [stack.enter_context(connection.cursor()) for _ in statements]
+        batch = (
+            connection.connection.pipeline()
+            if connection.vendor == "postgresql"
+            else contextlib.nullcontext()
+        )
+        with batch:  # leaving it sends them all and collects every result
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(sql, params)
+        return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+
+
+def insert_statement(obj: Model) -> Statement:
+    """The INSERT of this unsaved object (every concrete field but an auto primary key),
+    returning its primary key: pass the row's value to `saved()`."""
+    meta = obj._meta
+    fields = [f for f in meta.concrete_fields if f is not meta.auto_field]
+    query = InsertQuery(type(obj))
+    query.insert_values(fields, [obj])
+    compiler = query.get_compiler(connection=connection)
+    compiler.returning_fields = [meta.pk]
+    [(sql, params)] = compiler.as_sql()
+    return sql, params
+
+
+def saved(obj: Model, rows: list[tuple]) -> Model:
+    """Mark an object inserted by `insert_statement` as saved, with its primary key."""
+    obj.pk = rows[0][0]
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    return obj
+
+
+def compiled(queryset: QuerySet) -> tuple[str, list[Any]]:
+    """A queryset's SQL and parameters: compile once (it costs more than running it), then
+    `bind()` the values of each call in place of the ones compiled with."""
+    sql, params = queryset.query.get_compiler(connection=connection).as_sql()
+    return sql, list(params)
+
+
+def bind(params: list[Any], values: dict[Any, Any]) -> list[Any]:
+    """The parameters with each placeholder value (a key of `values`) replaced."""
+    return [values.get(p, p) if isinstance(p, int) else p for p in params]

@@ -20,14 +20,14 @@ recorded as unpriced (cost NULL), never billed at a guessed price.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from billing.models import (
@@ -42,7 +42,7 @@ from billing.models import (
     utc_day,
 )
 from billing.pricing import price_for
-from billing.rollups import add_to_rollups
+from billing.rollups import rollup_statements
 from billing.tokens import Tokens
 from chatsite.db import Statement, insert_statement, run_together, saved
 from conversations.models import Conversation
@@ -328,26 +328,46 @@ def _refusal(*, limit: Decimal, committed: Decimal, amount: Decimal, month: dt.d
     )
 
 
-def _release_hold(reservation: Reservation) -> Decimal:
-    """Delete the reservation; return the amount it held (0 if already released)."""
-    # Nothing refers to a reservation: no cascade to collect, one DELETE.
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM billing_reservation WHERE id = %s", [reservation.pk])
-        deleted = cursor.rowcount
-    return reservation.amount if deleted else Decimal(0)
+def _release(reservation: Reservation, *, spent: Decimal) -> list[Statement]:
+    """Take the reservation's hold off both months (if it is still held) and add `spent`.
 
-
-def _move(*, user_id: int, month: dt.date, spent: Decimal, released: Decimal) -> list[Statement]:
-    """Add to the months' spend what a call cost and take its hold off (user's row first)."""
+    The first statement locks the reservation's row and returns it if it was still there:
+    a concurrent release of the same hold waits, then finds it gone and gives back nothing,
+    so a hold is released once. The months take the amount from the row, then it goes.
+    """
     return [
         (
-            "UPDATE billing_usermonth SET spent = ROUND(spent + %s, 6), "
-            "reserved = ROUND(reserved - %s, 6) WHERE user_id = %s AND month = %s",
+            "UPDATE billing_reservation SET amount = amount WHERE id = %s RETURNING id",
+            [reservation.pk],
+        ),
+        *_move(
+            user_id=reservation.user_id, month=reservation.month, spent=spent, released=reservation
+        ),
+        ("DELETE FROM billing_reservation WHERE id = %s", [reservation.pk]),
+    ]
+
+
+def _move(
+    *, user_id: int, month: dt.date, spent: Decimal, released: Decimal | Reservation
+) -> list[Statement]:
+    """Add to the months' spend what a call cost and take its hold off (user's row first).
+
+    `released`: the amount, or a reservation whose row's amount (0 once it is gone) it is.
+    """
+    if isinstance(released, Reservation):
+        taken = "COALESCE((SELECT amount FROM billing_reservation WHERE id = %s), 0)"
+        released = released.pk
+    else:
+        taken = "%s"
+    return [
+        (
+            f"UPDATE billing_usermonth SET spent = ROUND(spent + %s, 6), "  # noqa: S608
+            f"reserved = ROUND(reserved - {taken}, 6) WHERE user_id = %s AND month = %s",
             [spent, released, user_id, month],
         ),
         (
-            "UPDATE billing_globalmonth SET spent = ROUND(spent + %s, 6), "
-            "reserved = ROUND(reserved - %s, 6) WHERE month = %s",
+            f"UPDATE billing_globalmonth SET spent = ROUND(spent + %s, 6), "  # noqa: S608
+            f"reserved = ROUND(reserved - {taken}, 6) WHERE month = %s",
             [spent, released, month],
         ),
     ]
@@ -366,6 +386,7 @@ def settle(
     conversation=None,
     message_id: int | None = None,
     conversation_exists: bool = False,
+    along: Sequence[Statement] = (),
 ) -> LedgerEntry:
     """Write the call's ledger row at its real cost and release its reservation, atomically.
 
@@ -373,7 +394,8 @@ def settle(
     (see Tokens.from_usage); failed and stopped calls pass whatever usage they got ({} if
     none). Settling twice writes two ledger rows but releases the hold only once.
     `conversation_exists`: the caller wrote to the conversation in this transaction, so it
-    need not be looked up.
+    need not be looked up. `along`: the caller's own statements (no rows wanted), sent to
+    the database with the release, in the same transaction.
     """
     tokens = Tokens.from_usage(usage)
     price = price_for(model, at=reservation.created_at)
@@ -383,22 +405,17 @@ def settle(
     user_id = reservation.user_id
     conversation_id = getattr(conversation, "pk", conversation)
     # No savepoint inside a caller's transaction: a failure here fails the caller's too.
+    # Two round trips: the caller's statements with the release, then the ledger row with
+    # the rollups.
     with transaction.atomic(savepoint=False):
-        released = _release_hold(reservation)
-        run_together(
-            _move(
-                user_id=user_id,
-                month=reservation.month,
-                spent=cost or Decimal(0),
-                released=released,
-            )
-        )
+        rows = run_together([*along, *_release(reservation, spent=cost or Decimal(0))])
+        released = rows[len(along)]  # the hold's row, if this call released it
         # The ledger's references are not constraints: drop any deleted meanwhile.
         if not released and not _exists(get_user_model(), user_id):
             user_id = None
         if not conversation_exists and not _exists(Conversation, conversation_id):
             conversation_id = message_id = None
-        entry = LedgerEntry.objects.create(
+        entry = LedgerEntry(
             user_id=user_id,
             conversation_id=conversation_id,
             message_id=message_id,
@@ -420,8 +437,8 @@ def settle(
             request_id=request_id[:100],
             created_at=reservation.created_at,
         )
-        add_to_rollups(entry)
-    return entry
+        inserted, *_ = run_together([insert_statement(entry), *rollup_statements(entry)])
+    return saved(entry, inserted)
 
 
 def _exists(model, pk) -> bool:
@@ -435,15 +452,7 @@ def _ms(value: float | None) -> int | None:
 def release(reservation: Reservation) -> None:
     """Give back a reservation for a call that was never made (no ledger row)."""
     with transaction.atomic():
-        released = _release_hold(reservation)
-        run_together(
-            _move(
-                user_id=reservation.user_id,
-                month=reservation.month,
-                spent=Decimal(0),
-                released=released,
-            )
-        )
+        run_together(_release(reservation, spent=Decimal(0)))
 
 
 def release_stale_reservations(*, now: dt.datetime | None = None) -> int:

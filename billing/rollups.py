@@ -24,6 +24,7 @@ from billing.models import (
     month_start,
     utc_day,
 )
+from chatsite.db import Statement
 
 
 def entry_totals(entry: LedgerEntry) -> dict[str, int | Decimal]:
@@ -42,7 +43,7 @@ def entry_totals(entry: LedgerEntry) -> dict[str, int | Decimal]:
     }
 
 
-def _add(model: type[models.Model], rows: list[dict], increments: dict) -> None:
+def _add(model: type[models.Model], rows: list[dict], increments: dict) -> Statement:
     """Add the increments to each row with these keys, creating it first if needed.
 
     One `INSERT ... ON CONFLICT DO UPDATE` per table for all its rows (row-locked, no lost
@@ -51,8 +52,7 @@ def _add(model: type[models.Model], rows: list[dict], increments: dict) -> None:
     """
     sql = _upsert_sql(model, tuple(rows[0]), tuple(increments), len(rows))
     params = [value for key in rows for value in (*key.values(), *increments.values())]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    return sql, params
 
 
 @functools.cache
@@ -79,35 +79,32 @@ def _unique_key_columns(model: type[models.Model]) -> list[str]:
     return [model._meta.get_field(name).column for name in constraint.fields]
 
 
-def add_to_rollups(entry: LedgerEntry) -> None:
-    """Add a new ledger row to the rollups; call inside the transaction that wrote it."""
+def rollup_statements(entry: LedgerEntry) -> list[Statement]:
+    """What adds a new ledger row to the rollups: run them in the transaction that writes it
+    (chatsite.db.run_together sends them in one round trip)."""
     day = utc_day(entry.created_at)
     periods = ((Grain.DAY, day), (Grain.MONTH, month_start(day)))
     totals = entry_totals(entry)
+    statements = []
     if entry.user_id is not None:
-        _add(
-            UserSpend,
-            [
-                {"grain": grain, "period": period, "user_id": entry.user_id, "model": entry.model}
-                for grain, period in periods
-            ],
-            totals,
-        )
+        user_rows = [
+            {"grain": grain, "period": period, "user_id": entry.user_id, "model": entry.model}
+            for grain, period in periods
+        ]
+        statements.append(_add(UserSpend, user_rows, totals))
     if entry.conversation_id is not None:
-        _add(
-            ConversationSpend,
-            [
-                {
-                    "grain": grain,
-                    "period": period,
-                    "conversation_id": entry.conversation_id,
-                    "user_id": entry.user_id,
-                }
-                for grain, period in periods
-            ],
-            totals,
-        )
-    _add(SiteDaily, [{"day": day, "model": entry.model, "purpose": entry.purpose}], totals)
+        conversation_rows = [
+            {
+                "grain": grain,
+                "period": period,
+                "conversation_id": entry.conversation_id,
+                "user_id": entry.user_id,
+            }
+            for grain, period in periods
+        ]
+        statements.append(_add(ConversationSpend, conversation_rows, totals))
+    site_row = {"day": day, "model": entry.model, "purpose": entry.purpose}
+    statements.append(_add(SiteDaily, [site_row], totals))
     latencies = [
         {"day": day, "metric": metric, "le_ms": latency_bucket(value)}
         for metric, value in (
@@ -117,7 +114,8 @@ def add_to_rollups(entry: LedgerEntry) -> None:
         if value is not None
     ]
     if latencies:
-        _add(LatencyBucket, latencies, {"calls": 1})
+        statements.append(_add(LatencyBucket, latencies, {"calls": 1}))
+    return statements
 
 
 # --- Rebuilding from the ledger -----------------------------------------------------------

@@ -42,7 +42,26 @@ def run_together(statements: Sequence[Statement]) -> list[list[tuple]]:
 
 def insert_statement(obj: Model) -> Statement:
     """The INSERT of this unsaved object (every concrete field but an auto primary key),
-    returning its primary key: pass the row's value to `saved()`."""
+    returning its primary key: pass the row's value to `saved()`.
+
+    The SQL of a model is compiled once per process (compiling costs more than the insert);
+    each call only prepares the values, as the compiler does.
+    """
+    key = (type(obj), connection.vendor)
+    found = _INSERTS.get(key)
+    if found is None:
+        sql, params, compiler, fields = _compile_insert(obj)
+        if params != _values(compiler, fields, obj):  # a field with its own SQL: no reuse
+            return sql, params
+        found = _INSERTS[key] = (sql, compiler, fields)
+    sql, compiler, fields = found
+    return sql, _values(compiler, fields, obj)
+
+
+_INSERTS: dict[tuple[type[Model], str], tuple[str, Any, list[Any]]] = {}
+
+
+def _compile_insert(obj: Model) -> tuple[str, list[Any], Any, list[Any]]:
     meta = obj._meta
     fields = [f for f in meta.concrete_fields if f is not meta.auto_field]
     query = InsertQuery(type(obj))
@@ -50,7 +69,11 @@ def insert_statement(obj: Model) -> Statement:
     compiler = query.get_compiler(connection=connection)
     compiler.returning_fields = [meta.pk]
     [(sql, params)] = compiler.as_sql()
-    return sql, params
+    return sql, list(params), compiler, fields
+
+
+def _values(compiler, fields: list[Any], obj: Model) -> list[Any]:
+    return [compiler.prepare_value(f, compiler.pre_save_val(f, obj)) for f in fields]
 
 
 def saved(obj: Model, rows: list[tuple]) -> Model:

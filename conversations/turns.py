@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from billing import budgets
 from billing.models import LedgerEntry, Purpose
-from chatsite.db import bind, compiled, insert_statement, run_together, saved
+from chatsite.db import Statement, bind, compiled, insert_statement, run_together, saved
 from conversations import context, recovery, streambuffer, tabs, throttle, titles
 from conversations.claude.streaming import (
     ReplyRequest,
@@ -411,8 +411,9 @@ def _finish_turn(
     try:
         with transaction.atomic():
             reply.save(update_fields=fields)
-            _count_turn(conversation, plan, outcome)
-            return settle(conversation_exists=True), True
+            return settle(
+                conversation_exists=True, along=_count_turn(conversation, plan, outcome)
+            ), True
     except DatabaseError:
         entry = settle()  # in a transaction of its own
         if Message.objects.filter(pk=reply.pk).exists():
@@ -492,11 +493,11 @@ async def _name_conversation(conversation: Conversation, reply: Message) -> None
         )
 
 
-def _count_turn(conversation: Conversation, plan: context.ContextPlan, outcome) -> None:
-    """Learn exact token counts from the reply's usage: O(1) queries, whatever the history."""
+def _count_turn(conversation: Conversation, plan: context.ContextPlan, outcome) -> list[Statement]:
+    """Learn exact token counts from the reply's usage: O(1) statements, whatever the history."""
     usage = outcome.usage
     if "input_tokens" not in usage:
-        return  # no response: nothing learnt
+        return []  # no response: nothing learnt
     written = usage.get("cache_creation_input_tokens", 0)
     read = usage.get("cache_read_input_tokens", 0)
     total_input = usage["input_tokens"] + written + read
@@ -510,22 +511,27 @@ def _count_turn(conversation: Conversation, plan: context.ContextPlan, outcome) 
         "total_output_tokens = total_output_tokens + %s"
     )
     params: list = [usage["input_tokens"], written, read, output]
-    with connection.cursor() as cursor:
-        if plan.learn:
-            user_share, overhead = context.learn_from_usage(plan, total_input)
-            cursor.execute(
+    statements: list[Statement] = []
+    if plan.learn:
+        user_share, overhead = context.learn_from_usage(plan, total_input)
+        statements.append(
+            (
                 "UPDATE conversations_message SET tokens = %s, tokens_exact = %s WHERE id = %s",
                 [user_share, True, plan.newest_user_id],
             )
-            conversation.context_tokens = total_input + output
-            conversation.prompt_overhead_tokens = overhead
-            conversation.prompt_overhead_key = plan.overhead_key
-            totals += ", context_tokens = %s, prompt_overhead_tokens = %s, prompt_overhead_key = %s"
-            params += [conversation.context_tokens, overhead, plan.overhead_key]
-        cursor.execute(
+        )
+        conversation.context_tokens = total_input + output
+        conversation.prompt_overhead_tokens = overhead
+        conversation.prompt_overhead_key = plan.overhead_key
+        totals += ", context_tokens = %s, prompt_overhead_tokens = %s, prompt_overhead_key = %s"
+        params += [conversation.context_tokens, overhead, plan.overhead_key]
+    statements.append(
+        (
             f"UPDATE conversations_conversation SET {totals} WHERE id = %s",  # noqa: S608
             [*params, conversation.pk],
         )
+    )
+    return statements
 
 
 async def turn_stop(*, conversation: Conversation, message_id: object = None) -> None:

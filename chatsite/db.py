@@ -34,7 +34,9 @@ def run_together(statements: Sequence[Statement]) -> list[list[tuple]]:
             if connection.vendor == "postgresql"
             else contextlib.nullcontext()
         )
-        with batch:  # leaving it sends them all and collects every result
+        # An error surfaces when the batch is left, outside the cursors' own wrapping:
+        # Django's wrapper turns it into django.db's exception classes all the same.
+        with connection.wrap_database_errors, batch:  # leaving sends them, collects results
             for cursor, (sql, params) in zip(cursors, statements, strict=True):
                 cursor.execute(sql, params)
         return [cursor.fetchall() if cursor.description else [] for cursor in cursors]

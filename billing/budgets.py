@@ -264,13 +264,8 @@ class Hold:
             reservation = saved(self.reservation, inserted)
             reservation.warning = warning_message(committed, limit, month)
             return reservation
-        # Give both holds back and drop the row: the rows are still locked by this transaction.
-        run_together(
-            [
-                *_move(user_id=self.user_id, month=month, spent=Decimal(0), released=amount),
-                ("DELETE FROM billing_reservation WHERE id = %s", [inserted[0][0]]),
-            ]
-        )
+        # Give both holds back and drop the row, as for a call that never ran.
+        run_together(_release(saved(self.reservation, inserted), spent=Decimal(0)))
         return refusal
 
 
@@ -333,43 +328,27 @@ def _release(reservation: Reservation, *, spent: Decimal) -> list[Statement]:
 
     The first statement locks the reservation's row and returns it if it was still there:
     a concurrent release of the same hold waits, then finds it gone and gives back nothing,
-    so a hold is released once. The months take the amount from the row, then it goes.
+    so a hold is released once. The months (the user's row first) take the amount from the
+    row, then it goes.
     """
+    pk, user_id, month = reservation.pk, reservation.user_id, reservation.month
+    # ROUND(..., 6): SQLite does decimal arithmetic in floating point (see _USER_HOLD).
+    released = (
+        "ROUND(reserved - COALESCE((SELECT amount FROM billing_reservation WHERE id = %s), 0), 6)"
+    )
     return [
+        ("UPDATE billing_reservation SET amount = amount WHERE id = %s RETURNING id", [pk]),
         (
-            "UPDATE billing_reservation SET amount = amount WHERE id = %s RETURNING id",
-            [reservation.pk],
-        ),
-        *_move(
-            user_id=reservation.user_id, month=reservation.month, spent=spent, released=reservation
-        ),
-        ("DELETE FROM billing_reservation WHERE id = %s", [reservation.pk]),
-    ]
-
-
-def _move(
-    *, user_id: int, month: dt.date, spent: Decimal, released: Decimal | Reservation
-) -> list[Statement]:
-    """Add to the months' spend what a call cost and take its hold off (user's row first).
-
-    `released`: the amount, or a reservation whose row's amount (0 once it is gone) it is.
-    """
-    if isinstance(released, Reservation):
-        taken = "COALESCE((SELECT amount FROM billing_reservation WHERE id = %s), 0)"
-        released = released.pk
-    else:
-        taken = "%s"
-    return [
-        (
-            f"UPDATE billing_usermonth SET spent = ROUND(spent + %s, 6), "  # noqa: S608
-            f"reserved = ROUND(reserved - {taken}, 6) WHERE user_id = %s AND month = %s",
-            [spent, released, user_id, month],
+            "UPDATE billing_usermonth SET spent = ROUND(spent + %s, 6), "  # noqa: S608
+            f"reserved = {released} WHERE user_id = %s AND month = %s",
+            [spent, pk, user_id, month],
         ),
         (
-            f"UPDATE billing_globalmonth SET spent = ROUND(spent + %s, 6), "  # noqa: S608
-            f"reserved = ROUND(reserved - {taken}, 6) WHERE month = %s",
-            [spent, released, month],
+            "UPDATE billing_globalmonth SET spent = ROUND(spent + %s, 6), "  # noqa: S608
+            f"reserved = {released} WHERE month = %s",
+            [spent, pk, month],
         ),
+        ("DELETE FROM billing_reservation WHERE id = %s", [pk]),
     ]
 
 

@@ -5,7 +5,7 @@ message, queue and consumer wake-up per delta per tab, which made relaying cost 
 a bare relay does. Tabs in other processes still get every delta through the channel
 layer's group (with Redis); a tab that gets a delta both ways drops the copy by its offset.
 With the in-memory layer every tab is here, so the other events of a turn (see
-`conversations.turns.broadcast`) and stop requests skip the layer too.
+`conversations.turns._broadcast`) and stop requests skip the layer too.
 """
 
 from __future__ import annotations

@@ -77,11 +77,9 @@ def _locked(conversation_id: int) -> Conversation:
     return Conversation.objects.select_for_update().get(pk=conversation_id)
 
 
-def _in_context(
-    conversation: Conversation, *, upto_id: int | None = None, fields=CONTEXT_FIELDS
-) -> list[Message]:
+def _in_context(conversation: Conversation, *, upto_id: int | None = None) -> list[Message]:
     """Messages from the context start on: bounded by the budget, not by the history."""
-    found = conversation.messages.only(*fields)
+    found = conversation.messages.only(*CONTEXT_FIELDS)
     if conversation.context_start_id is not None:
         found = found.filter(id__gte=conversation.context_start_id)
     if upto_id is not None:

@@ -10,17 +10,20 @@ from tests.sqlite import run_on_sqlite
 SCRIPT = """
 import datetime as dt
 from decimal import Decimal
+from django.utils import timezone
 from accounts.models import User
 from billing import budgets
-from billing.models import GlobalMonth, UserMonth
-from chatsite.db import run_together
+from billing.models import GlobalMonth, Reservation, UserMonth
 user = User.objects.create(username="sqlite")
 month = dt.date(2026, 11, 1)
 UserMonth.objects.create(user=user, month=month, reserved=Decimal("0.3"))
 GlobalMonth.objects.create(month=month, reserved=Decimal("0.3"))
 for amount in ("0.1", "0.2"):
-    run_together(
-        budgets._move(user_id=user.pk, month=month, spent=Decimal(0), released=Decimal(amount))
+    budgets.release(
+        Reservation.objects.create(
+            user=user, month=month, amount=Decimal(amount), model="m", purpose="chat",
+            priced=True, prompt_tokens=1, max_tokens=1, expires_at=timezone.now(),
+        )
     )
 print(UserMonth.objects.get().reserved, GlobalMonth.objects.get().reserved)
 """

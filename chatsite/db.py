@@ -4,7 +4,9 @@
 mode: the server still runs them one after another, each with its own snapshot, so a
 `SELECT ... FOR UPDATE` followed by a read behaves exactly as two separate calls) and one
 by one elsewhere (SQLite). `insert_statement` is the INSERT ... RETURNING id that
-`Model.save()` would run, so a row can join such a batch.
+`Model.save()` would run, so a row can join such a batch; `new_ids` takes primary keys
+from a table's sequence ahead of the inserts (Postgres), so that rows referring to each
+other can go in one batch.
 """
 
 from __future__ import annotations
@@ -43,13 +45,13 @@ def run_together(statements: Sequence[Statement]) -> list[list[tuple]]:
 
 
 def insert_statement(obj: Model) -> Statement:
-    """The INSERT of this unsaved object (every concrete field but an auto primary key),
-    returning its primary key: pass the row's value to `saved()`.
+    """The INSERT of this unsaved object (every concrete field; an auto primary key only when
+    it is set, see `new_ids`), returning its primary key: pass the row's value to `saved()`.
 
     The SQL of a model is compiled once per process (compiling costs more than the insert);
     each call only prepares the values, as the compiler does.
     """
-    key = (type(obj), connection.vendor)
+    key = (type(obj), connection.vendor, obj.pk is not None)
     found = _INSERTS.get(key)
     if found is None:
         sql, params, compiler, fields = _compile_insert(obj)
@@ -60,12 +62,12 @@ def insert_statement(obj: Model) -> Statement:
     return sql, _values(compiler, fields, obj)
 
 
-_INSERTS: dict[tuple[type[Model], str], tuple[str, Any, list[Any]]] = {}
+_INSERTS: dict[tuple[type[Model], str, bool], tuple[str, Any, list[Any]]] = {}
 
 
 def _compile_insert(obj: Model) -> tuple[str, list[Any], Any, list[Any]]:
     meta = obj._meta
-    fields = [f for f in meta.concrete_fields if f is not meta.auto_field]
+    fields = [f for f in meta.concrete_fields if f is not meta.auto_field or obj.pk is not None]
     query = InsertQuery(type(obj))
     query.insert_values(fields, [obj])
     compiler = query.get_compiler(connection=connection)
@@ -76,6 +78,22 @@ def _compile_insert(obj: Model) -> tuple[str, list[Any], Any, list[Any]]:
 
 def _values(compiler, fields: list[Any], obj: Model) -> list[Any]:
     return [compiler.prepare_value(f, compiler.pre_save_val(f, obj)) for f in fields]
+
+
+def new_ids(model: type[Model], count: int) -> Statement | None:
+    """The statement taking `count` primary keys from the model's sequence (ascending), or
+    None where there is no sequence to take from (SQLite: insert, then read the key).
+
+    Like any sequence value, a key taken by a transaction that rolls back is not reused.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    table = connection.ops.quote_name(model._meta.db_table)
+    column = model._meta.pk.column
+    return (
+        "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s) ORDER BY 1",
+        [table, column, count],
+    )
 
 
 def saved(obj: Model, rows: list[tuple]) -> Model:

@@ -178,6 +178,7 @@ class ContextPlan:
     learn: bool = True  # False when the last message is a prefill, not the user's
     newest_user_id: int | None = None
     reservation: object = None  # the budget hold for this request (billing.Reservation)
+    question: str = ""  # the newest user message's text (the auto title is made from it)
 
     def saved_newest(self, message_id: int) -> None:
         """The newest user message, planned before it was saved, now has its id."""

@@ -48,11 +48,11 @@ async def generate_title(*, question: str, answer: str) -> tuple[str | None, obj
     return (title or None), response
 
 
-async def save_title(conversation_id: int, title: str) -> bool:
+def save_title(conversation_id: int, title: str) -> bool:
     """Set the title unless the user named the conversation meanwhile."""
-    updated = await Conversation.objects.filter(
+    updated = Conversation.objects.filter(
         pk=conversation_id, title=Conversation.DEFAULT_TITLE
-    ).aupdate(title=title[:200])
+    ).update(title=title[:200])
     return bool(updated)
 
 

@@ -22,7 +22,15 @@ from django.utils import timezone
 
 from billing import budgets
 from billing.models import LedgerEntry, Purpose
-from chatsite.db import Statement, bind, compiled, insert_statement, run_together, saved
+from chatsite.db import (
+    Statement,
+    bind,
+    compiled,
+    insert_statement,
+    new_ids,
+    run_together,
+    saved,
+)
 from conversations import context, recovery, streambuffer, tabs, throttle, titles
 from conversations.claude.streaming import (
     ReplyRequest,
@@ -89,7 +97,7 @@ def _in_context(conversation: Conversation, *, upto_id: int | None = None) -> li
 
 def _plan(conversation: Conversation, messages: list[Message], prefill: str | None = None):
     try:
-        return context.plan_context(
+        plan = context.plan_context(
             messages=messages,
             model=conversation.effective_model,
             system=conversation.system_prompt,
@@ -104,6 +112,9 @@ def _plan(conversation: Conversation, messages: list[Message], prefill: str | No
         )
     except context.ContextTooLarge as exc:
         raise TurnRejected(str(exc)) from exc
+    if messages and messages[-1].role == Message.Role.USER:
+        plan.question = messages[-1].content
+    return plan
 
 
 def _hold(conversation: Conversation, plan: context.ContextPlan) -> budgets.Hold:
@@ -139,9 +150,20 @@ def _reserve(conversation: Conversation, plan: context.ContextPlan):
 
 def _save_reply(conversation: Conversation, plan: context.ContextPlan, now) -> Message:
     """Insert the streaming reply and move the conversation's context: one round trip."""
+    reply, statements = _reply_statements(conversation, plan, now)
+    inserted, _ = run_together(statements)
+    return saved(reply, inserted)
+
+
+def _reply_statements(
+    conversation: Conversation, plan: context.ContextPlan, now, pk: int | None = None
+) -> tuple[Message, list[Statement]]:
+    """The streaming reply (its id when taken ahead) and the statements that insert it and
+    move the conversation's context; pass the first one's rows to `saved()`."""
     if settings.REDIS_URL:
         recovery.heartbeat()  # before the row exists, so no other process sweeps it
     reply = Message(
+        pk=pk,
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
@@ -155,22 +177,19 @@ def _save_reply(conversation: Conversation, plan: context.ContextPlan, now) -> M
     conversation.context_tokens = plan.prompt_estimate
     conversation.updated_at = now
     table = connection.ops.quote_name(Conversation._meta.db_table)
-    inserted, _ = run_together(
-        [
-            insert_statement(reply),
-            (
-                f"UPDATE {table} SET context_start_id = %s, context_tokens = %s, "  # noqa: S608
-                "updated_at = %s WHERE id = %s",
-                [
-                    plan.start_id,
-                    plan.prompt_estimate,
-                    connection.ops.adapt_datetimefield_value(now),
-                    conversation.pk,
-                ],
-            ),
-        ]
-    )
-    return saved(reply, inserted)
+    return reply, [
+        insert_statement(reply),
+        (
+            f"UPDATE {table} SET context_start_id = %s, context_tokens = %s, "  # noqa: S608
+            "updated_at = %s WHERE id = %s",
+            [
+                plan.start_id,
+                plan.prompt_estimate,
+                connection.ops.adapt_datetimefield_value(now),
+                conversation.pk,
+            ],
+        ),
+    ]
 
 
 _CONVERSATION = -7_318_244_901  # stands for the conversation's id in the compiled queries
@@ -193,18 +212,24 @@ def _starting_queries() -> tuple:
             compiled(lock.values_list(*locked)),
             fields,
             compiled(read.chronological().values_list(*fields)),
+            new_ids(Message, 2),
         )
     return found
 
 
-def _locked_with_context(conversation_id: int) -> tuple[Conversation, list[Message]]:
+def _locked_with_context(conversation_id: int) -> tuple[Conversation, list[Message], list[int]]:
     """The conversation, locked (one turn at a time per conversation: the manager's state
-    moves in order), and its messages from the context start on, in one round trip. The
-    read runs after the lock is held, so it sees any reply the previous turn started."""
-    locked, (lock_sql, lock_params), fields, (read_sql, read_params) = _starting_queries()
+    moves in order), its messages from the context start on and, on Postgres, the ids of
+    the turn's two messages, in one round trip. The read runs after the lock is held, so it
+    sees any reply the previous turn started."""
+    locked, (lock_sql, lock_params), fields, (read_sql, read_params), ids = _starting_queries()
     values = {_CONVERSATION: conversation_id}
-    found, rows = run_together(
-        [(lock_sql, bind(lock_params, values)), (read_sql, bind(read_params, values))]
+    found, rows, *taken = run_together(
+        [
+            (lock_sql, bind(lock_params, values)),
+            (read_sql, bind(read_params, values)),
+            *([ids] if ids else []),
+        ]
     )
     if not found:
         raise Conversation.DoesNotExist(f"conversation {conversation_id} does not exist")
@@ -212,19 +237,23 @@ def _locked_with_context(conversation_id: int) -> tuple[Conversation, list[Messa
     return (
         Conversation.from_db(alias, locked, found[0]),
         [Message.from_db(alias, fields, row) for row in rows],
+        [row[0] for row in taken[0]] if taken else [],
     )
 
 
 def _create_turn(conversation_id: int, text: str):
-    """Four round trips on Postgres: lock + read; budget hold + the user's message; the
-    reply + the conversation's context; commit."""
+    """Three round trips on Postgres: lock + read + the new messages' ids; the budget hold,
+    the user's message, the reply and the conversation's context; commit. (Four on SQLite,
+    where an id is known only after its insert.)"""
     with transaction.atomic():
         now = timezone.now()
-        conversation, earlier = _locked_with_context(conversation_id)
+        conversation, earlier, ids = _locked_with_context(conversation_id)
         # A streaming reply is the newest message, so always in context: no query of its own.
         if any(m.status == Message.Status.STREAMING for m in earlier):
             raise TurnRejected("Wait for the reply to finish (or stop it) before sending more.")
+        user_id, reply_id = ids or (None, None)
         user_message = Message(
+            pk=user_id,
             conversation=conversation,
             role=Message.Role.USER,
             content=text,
@@ -233,12 +262,21 @@ def _create_turn(conversation_id: int, text: str):
         )
         # A refusal (too large for the token or money budget) rolls the message back:
         # nothing is saved and the text stays in the user's composer.
-        plan = _plan(conversation, [*earlier, user_message])  # the new message has no id yet
+        plan = _plan(conversation, [*earlier, user_message])
         hold = _hold(conversation, plan)
-        *held, inserted = run_together([*hold.statements, insert_statement(user_message)])
-        plan.saved_newest(saved(user_message, inserted).pk)
-        plan.reservation = _held(hold, held)
-        reply = _save_reply(conversation, plan, now)
+        statements = [*hold.statements, insert_statement(user_message)]
+        if user_id is None:  # no id yet: the plan gets it from the insert, then the reply
+            *held, inserted = run_together(statements)
+            plan.saved_newest(saved(user_message, inserted).pk)
+            plan.reservation = _held(hold, held)
+            reply = _save_reply(conversation, plan, now)
+        else:
+            plan.saved_newest(user_id)
+            reply, more = _reply_statements(conversation, plan, now, pk=reply_id)
+            *held, inserted, reply_inserted, _ = run_together([*statements, *more])
+            plan.reservation = _held(hold, held)
+            saved(user_message, inserted)
+            saved(reply, reply_inserted)
     return conversation, plan, user_message, reply
 
 
@@ -382,7 +420,7 @@ async def _run_reply(
         and reply.status == Message.Status.COMPLETE
         and conversation.title == Conversation.DEFAULT_TITLE
     ):
-        await _name_conversation(conversation, reply)
+        await _name_conversation(conversation, reply, plan.question)
 
 
 def _finish_turn(
@@ -429,19 +467,14 @@ async def _best_effort(step) -> None:
         logger.warning("follow-up step failed", exc_info=True)
 
 
-async def _name_conversation(conversation: Conversation, reply: Message) -> None:
-    """After the first reply, a cheap model writes the title (users can still rename)."""
-    question = (
-        await conversation.messages.filter(role=Message.Role.USER, id__lt=reply.pk)
-        .values_list("content", flat=True)
-        .order_by("-id")
-        .afirst()
-    )
+async def _name_conversation(conversation: Conversation, reply: Message, question: str) -> None:
+    """After the first reply, a cheap model writes the title (users can still rename).
+    Two trips to the database: the hold; the settlement with the title."""
     try:
         reservation = await budgets.areserve(
             user=conversation.user_id,
             model=settings.TITLE_MODEL,
-            prompt_tokens=context.estimate_tokens(question or "")
+            prompt_tokens=context.estimate_tokens(question)
             + context.estimate_tokens(reply.content[:2000])
             + 60,
             max_tokens=titles.MAX_TOKENS,
@@ -449,13 +482,14 @@ async def _name_conversation(conversation: Conversation, reply: Message) -> None
         )
     except budgets.BudgetExceeded:
         return  # no budget left: the conversation keeps its default name
-    title, response = await titles.generate_title(question=question or "", answer=reply.content)
+    title, response = await titles.generate_title(question=question, answer=reply.content)
     usage = titles.usage_of(response)
     model = getattr(response, "model", None) or settings.TITLE_MODEL
     status = "complete" if response is not None else "failed"
     request_id = getattr(response, "_request_id", None) or ""
-    entry = await budgets.asettle(
+    entry, titled = await database_sync_to_async(_settle_title)(
         reservation,
+        title=title,
         usage=usage,
         model=model,
         status=status,
@@ -476,7 +510,7 @@ async def _name_conversation(conversation: Conversation, reply: Message) -> None
         error_kind="" if response is not None else "title_failed",
         purpose=Purpose.TITLE,
     )
-    if title and await titles.save_title(conversation.pk, title):
+    if titled:
         conversation.title = title
         await _broadcast(
             conversation.pk,
@@ -489,6 +523,17 @@ async def _name_conversation(conversation: Conversation, reply: Message) -> None
                 "title": title,
             },
         )
+
+
+def _settle_title(reservation, *, title: str | None, conversation: int, **call) -> tuple:
+    """Settle the title call and save its title (unless the user named the conversation
+    meanwhile) in one transaction; (the ledger row, whether the title was saved)."""
+    with transaction.atomic():
+        titled = bool(title) and titles.save_title(conversation, title)
+        entry = budgets.settle(
+            reservation, conversation=conversation, conversation_exists=titled, **call
+        )
+    return entry, titled
 
 
 def _count_turn(conversation: Conversation, plan: context.ContextPlan, outcome) -> list[Statement]:

@@ -3,7 +3,7 @@
 import pytest
 from django.db import DatabaseError, transaction
 
-from chatsite.db import insert_statement, run_together, saved
+from chatsite.db import insert_statement, new_ids, run_together, saved
 from conversations.models import Conversation, Message
 from tests.factories import ConversationFactory
 
@@ -58,3 +58,26 @@ def test_the_compiled_insert_is_the_one_save_would_run():
     assert list(
         Message.objects.order_by("id").values_list("role", "content", "tokens", "status")
     ) == [("user", "One", 3, "complete"), ("assistant", "Two", None, "stopped")]
+
+
+def test_ids_taken_ahead_let_rows_that_refer_to_each_other_go_in_one_batch():
+    conversation = ConversationFactory()
+    [taken] = run_together([new_ids(Message, 2)])
+    question_id, reply_id = (row[0] for row in taken)
+    question = Message(pk=question_id, conversation=conversation, role="user", content="Q")
+    reply = Message(
+        pk=reply_id,
+        conversation=conversation,
+        role="assistant",
+        content="A",
+        context_start_id=question_id,  # refers to a row of the same batch
+    )
+
+    asked, answered = run_together([insert_statement(question), insert_statement(reply)])
+
+    assert question_id < reply_id
+    assert saved(question, asked).pk == question_id and saved(reply, answered).pk == reply_id
+    assert Message.objects.get(pk=reply_id).context_start_id == question_id
+    # The sequence moved past them: the next row saved the usual way gets a new id.
+    later = Message.objects.create(conversation=conversation, role="user", content="Next")
+    assert later.pk > reply_id

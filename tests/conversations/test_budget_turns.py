@@ -103,3 +103,35 @@ async def test_auto_title_call_is_on_the_ledger_as_title(user, fake_api):
     assert [e.purpose for e in purposes] == ["chat", "title"]
     assert purposes[1].model == "claude-haiku-4-5"
     assert purposes[1].cost > 0
+
+
+@pytest.mark.parametrize(("named", "saved"), [(Conversation.DEFAULT_TITLE, True), ("Mine", False)])
+def test_the_title_is_saved_with_its_call_unless_the_user_named_it_meanwhile(user, named, saved):
+    from billing import budgets
+    from conversations.turns import _settle_title
+
+    conversation = ConversationFactory(user=user, title=named)
+    hold = budgets.reserve(
+        user=user, model="claude-haiku-4-5", prompt_tokens=100, max_tokens=60, purpose="title"
+    )
+
+    entry, titled = _settle_title(
+        hold,
+        title="Trip to Lisbon",
+        conversation=conversation.pk,
+        usage={"input_tokens": 90, "output_tokens": 8},
+        model="claude-haiku-4-5",
+        status="complete",
+        request_id="req_title",
+    )
+
+    assert titled is saved
+    conversation.refresh_from_db()
+    assert conversation.title == ("Trip to Lisbon" if saved else "Mine")
+    entry = LedgerEntry.objects.get(pk=entry.pk)  # on the ledger either way
+    assert (entry.purpose, entry.conversation_id, entry.output_tokens) == (
+        "title",
+        conversation.pk,
+        8,
+    )
+    assert entry.cost > 0

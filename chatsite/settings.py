@@ -192,6 +192,29 @@ MAILERS = {
         )
     }
 }
+# EMAIL_URL (django-environ's form, e.g. smtp+tls://user:password@mail.example.com:587)
+# names an SMTP server; read into a lower-case name so the URL, which holds a password, is
+# not a setting (a debug page lists settings; OPTIONS' "password" is masked there).
+if _email_url := env.str("EMAIL_URL", default=""):
+    _email = environ.Env.email_url_config(_email_url)
+    MAILERS["default"] = {
+        "BACKEND": _email["EMAIL_BACKEND"],
+        "OPTIONS": {
+            name: value
+            for name, value in {
+                "host": _email["EMAIL_HOST"],
+                "port": _email["EMAIL_PORT"],
+                "username": _email["EMAIL_HOST_USER"],
+                "password": _email["EMAIL_HOST_PASSWORD"],
+                "use_tls": _email.get("EMAIL_USE_TLS"),
+                "use_ssl": _email.get("EMAIL_USE_SSL"),
+                "timeout": env.int("EMAIL_TIMEOUT", default=10),
+            }.items()
+            if value not in (None, "")
+        },
+    }
+    del _email
+del _email_url
 
 # Claude. No key: demo mode, served by the built-in fake Anthropic API in-process.
 ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
@@ -221,6 +244,8 @@ RATE_LIMIT_GLOBAL_TOKENS = env.str("RATE_LIMIT_GLOBAL_TOKENS", default="20000000
 # Budgets in USD per UTC month; 0 or empty = unlimited. Per-user overrides: the admin.
 BUDGET_USER_MONTHLY_USD = Decimal(env.str("BUDGET_USER_MONTHLY_USD", default="0") or "0")
 BUDGET_GLOBAL_MONTHLY_USD = Decimal(env.str("BUDGET_GLOBAL_MONTHLY_USD", default="0") or "0")
+# How often the worker gives back holds whose call never settled (billing.upkeep); 0: never.
+BUDGET_RELEASE_STALE_MINUTES = env.int("BUDGET_RELEASE_STALE_MINUTES", default=60)
 # Pacing of the demo model (the in-process fake API) when no key is set.
 DEMO_TTFT = env.float("DEMO_TTFT", default=0.4)
 DEMO_TOKENS_PER_SECOND = env.float("DEMO_TOKENS_PER_SECOND", default=40.0)

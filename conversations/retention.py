@@ -2,8 +2,11 @@
 
 A purged message keeps its row, role, status, model and token counts (the cost ledger in
 billing is never touched), so usage and spend figures stay exact; only the text (and the
-system prompt recorded with a reply) is blanked. Conversations on hold for review
-(`review.holds`) are skipped.
+system prompt recorded with a reply) is blanked. What was made of the content goes with it:
+a conversation with nothing newer than the cutoff loses its title (Claude wrote it from the
+first exchange; it becomes "New conversation") and its attached document, and a batch job
+finished before the cutoff loses its prompts, system prompt and results' text (its counts,
+costs and ledger rows stay). Conversations on hold for review (`review.holds`) are skipped.
 
 Scheduling: the task `purge_old_messages_task` runs in the `db_worker` and enqueues its
 next run for the following day at PURGE_HOUR_UTC, so one run keeps the chain going;
@@ -19,10 +22,12 @@ from dataclasses import asdict, dataclass
 import structlog
 from django.conf import settings
 from django.db import transaction
-from django.tasks import TaskResultStatus, task
+from django.db.models import Exists, OuterRef, Q
+from django.tasks import task
 from django.utils import timezone
 
-from conversations.models import Message
+from chatsite.chains import queue_next
+from conversations.models import Conversation, Message
 
 logger = structlog.get_logger("conversations.retention")
 
@@ -39,6 +44,8 @@ class PurgeReport:
     messages_purged: int
     conversations_purged: int
     conversations_held: int  # had old content but are on hold, left alone
+    conversations_cleared: int = 0  # titles and documents of conversations idle since the cutoff
+    batch_jobs_purged: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -76,9 +83,49 @@ def purge_old_messages(
             if not ids:
                 break
             purged += Message.objects.filter(id__in=ids).update(content="", system_prompt="")
-    report = PurgeReport(days, cutoff.isoformat(), purged, conversations, conversations_held)
+    report = PurgeReport(
+        days,
+        cutoff.isoformat(),
+        purged,
+        conversations,
+        conversations_held,
+        conversations_cleared=_clear_idle_conversations(cutoff),
+        batch_jobs_purged=_purge_batch_jobs(cutoff),
+    )
     logger.info("retention_purge", **report.as_dict())
     return report
+
+
+def _clear_idle_conversations(cutoff: datetime.datetime) -> int:
+    """Blank the titles and documents of conversations with no message (nor a reply being
+    written) since the cutoff, unless held."""
+    from review.holds import exclude_held
+
+    newer = Message.objects.filter(conversation=OuterRef("pk")).filter(
+        Q(created_at__gte=cutoff) | Q(status=Message.Status.STREAMING)
+    )
+    idle = exclude_held(Conversation.objects.filter(created_at__lt=cutoff)).exclude(Exists(newer))
+    with_content = idle.exclude(
+        title=Conversation.DEFAULT_TITLE, document_name="", document_text=""
+    )
+    return with_content.update(title=Conversation.DEFAULT_TITLE, document_name="", document_text="")
+
+
+def _purge_batch_jobs(cutoff: datetime.datetime) -> int:
+    """Blank the prompts and answers of batch jobs finished before the cutoff."""
+    from batches.models import BatchJob, JobRequest, JobResult
+
+    old = BatchJob.objects.filter(status__in=BatchJob.FINISHED, finished_at__lt=cutoff)
+    requests = JobRequest.objects.filter(job__in=old).exclude(params={})
+    results = JobResult.objects.filter(job__in=old).exclude(text="", error_message="")
+    with transaction.atomic():
+        jobs = set(old.exclude(system_prompt="").values_list("id", flat=True))
+        jobs |= set(requests.values_list("job_id", flat=True))
+        jobs |= set(results.values_list("job_id", flat=True))
+        old.filter(id__in=jobs).update(system_prompt="")
+        requests.update(params={})
+        results.update(text="", error_message="")
+    return len(jobs)
 
 
 @task()
@@ -97,26 +144,6 @@ def next_run(now: datetime.datetime | None = None) -> datetime.datetime:
     return at if at > now else at + datetime.timedelta(days=1)
 
 
-def _waiting_runs() -> int | None:
-    """Purge runs queued in the database backend, or None for another backend."""
-    try:
-        from django_tasks_db.backend import DatabaseBackend
-        from django_tasks_db.models import DBTaskResult
-    except ImportError:  # pragma: no cover - the database backend is a dependency
-        return None
-    if not isinstance(purge_old_messages_task.get_backend(), DatabaseBackend):
-        return None
-    return DBTaskResult.objects.filter(
-        task_path=purge_old_messages_task.module_path, status=TaskResultStatus.READY
-    ).count()
-
-
 def schedule_daily_purge(*, now: datetime.datetime | None = None) -> bool:
     """Queue the next daily purge unless one is already waiting; True when queued."""
-    waiting = _waiting_runs()
-    if waiting is None or waiting > 0:
-        return False  # a backend that cannot defer would run it right now: use cron then
-    run_after = next_run(now)
-    purge_old_messages_task.using(run_after=run_after).enqueue()
-    logger.info("retention_purge_scheduled", run_after=run_after.isoformat())
-    return True
+    return queue_next(purge_old_messages_task, next_run(now))

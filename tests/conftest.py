@@ -12,6 +12,9 @@ os.environ.setdefault("DATABASE_POOL", "false")
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECURE_COOKIES", "false")
 os.environ.setdefault("STATIC_MANIFEST", "false")
+os.environ.setdefault(
+    "BUDGET_RELEASE_STALE_MINUTES", "0"
+)  # no task queued by the test DB's migrate
 os.environ.pop("REDIS_URL", None)  # the suite's default channel layer is in-memory
 # Many tests log in and sign up from 127.0.0.1; tests of these limits set their own.
 for _limit in ("RATE_LIMIT_LOGIN", "RATE_LIMIT_SIGNUP", "RATE_LIMIT_COSTLY"):

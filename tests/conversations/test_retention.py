@@ -13,7 +13,7 @@ from django_tasks_db.models import DBTaskResult
 
 from billing.models import LedgerEntry
 from conversations import retention
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from review.models import ReviewItem
 from tests.billing.conftest import spend
 from tests.factories import ConversationFactory, MessageFactory
@@ -150,3 +150,30 @@ def test_the_worker_runs_a_queued_purge(chats, settings):
     assert all(m.content == "" for m in refreshed(chats["old"]))
     done = DBTaskResult.objects.get(status="SUCCESSFUL")
     assert done.return_value["messages_purged"] == 4
+
+
+def test_idle_conversations_lose_their_titles_and_documents(user):
+    idle = ConversationFactory(
+        user=user, title="Planning the secret merger", document_name="deal.txt",
+        document_text="secret terms", created_at=OLD,
+    )  # fmt: skip
+    exchange(idle, OLD)
+    active = ConversationFactory(user=user, title="Secret merger, part 2", created_at=OLD)
+    exchange(active, OLD)
+    exchange(active, RECENT)
+    held = ConversationFactory(user=user, title="Reported secret", created_at=OLD)
+    _, reply = exchange(held, OLD)
+    ReviewItem.open_for(reply)
+
+    report = retention.purge_old_messages(days=30)
+
+    idle.refresh_from_db()
+    assert (idle.title, idle.document_name, idle.document_text) == (
+        Conversation.DEFAULT_TITLE,
+        "",
+        "",
+    )
+    assert Conversation.objects.get(pk=active.pk).title == "Secret merger, part 2"
+    assert Conversation.objects.get(pk=held.pk).title == "Reported secret"
+    assert report.conversations_cleared == 1
+    assert retention.purge_old_messages(days=30).conversations_cleared == 0

@@ -9,8 +9,10 @@ from conversations.retention import purge_old_messages, schedule_daily_purge
 
 class Command(BaseCommand):
     help = (
-        "Blank the text of messages older than CHAT_RETENTION_DAYS (token counts and the "
-        "cost ledger stay; conversations on hold for review are skipped). Run daily."
+        "Blank the text of messages older than CHAT_RETENTION_DAYS, the titles and documents "
+        "of conversations idle that long and the text of batch jobs finished that long ago "
+        "(token counts and the cost ledger stay; conversations on hold for review are "
+        "skipped). Run daily."
     )
 
     def add_arguments(self, parser) -> None:

@@ -52,6 +52,27 @@ if "layer" in PATCHES:
 
     InMemoryChannelLayer._clean_expired = clean_expired_now_and_then
 
-unknown = PATCHES - {"dispatch", "layer"}
+if "gclog" in PATCHES:  # print every garbage collection that stops the process > 5 ms
+    import gc
+    import sys
+
+    _began: list[float] = []
+
+    def _log_collection(phase: str, info: dict) -> None:
+        if phase == "start":
+            _began[:] = [time.perf_counter()]
+            return
+        ms = (time.perf_counter() - _began[0]) * 1000 if _began else 0.0
+        if ms > 5:
+            sys.stderr.write(f"GC gen{info['generation']} {ms:.1f} ms\n")
+
+    gc.callbacks.append(_log_collection)
+
+if "gcfreeze" in PATCHES:  # what was loaded at start-up is never scanned again
+    import gc
+
+    gc.freeze()
+
+unknown = PATCHES - {"dispatch", "layer", "gclog", "gcfreeze"}
 if unknown:
     raise SystemExit(f"unknown BENCH_WHATIF patches: {sorted(unknown)}")

@@ -249,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--whatif", default="", help="patches of bench/whatif.py to measure (not latest.json)"
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="serve bench/bare_relay.py instead of the app (results/whatif-floor.json)",
+    )
     args = parser.parse_args(argv)
     known = BENCHMARKS | ON_REQUEST
     if args.list:
@@ -270,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.whatif:
         APP["target"] = "bench.whatif:application"
         APP["env"] = {"BENCH_WHATIF": args.whatif}
+    elif args.floor:  # what the floor itself carries: the same load on the bare relay
+        APP["target"] = "bench.bare_relay:application"
+        args.whatif = "floor"
     figures, details = {}, {}  # this run's; write() merges them into the files
     for name in names:
         print(f"bench {name}{' (quick)' if args.quick else ''} ...", flush=True)

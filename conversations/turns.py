@@ -525,7 +525,9 @@ async def _name_conversation(conversation: Conversation, reply: Message, questio
         )
 
 
-def _settle_title(reservation, *, title: str | None, conversation: int, **call) -> tuple:
+def _settle_title(
+    reservation, *, title: str | None, conversation: int, **call
+) -> tuple[LedgerEntry, bool]:
     """Settle the title call and save its title (unless the user named the conversation
     meanwhile) in one transaction; (the ledger row, whether the title was saved)."""
     with transaction.atomic():

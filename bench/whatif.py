@@ -68,11 +68,6 @@ if "gclog" in PATCHES:  # print every garbage collection that stops the process 
 
     gc.callbacks.append(_log_collection)
 
-if "gcfreeze" in PATCHES:  # what was loaded at start-up is never scanned again
-    import gc
-
-    gc.freeze()
-
-unknown = PATCHES - {"dispatch", "layer", "gclog", "gcfreeze"}
+unknown = PATCHES - {"dispatch", "layer", "gclog"}
 if unknown:
     raise SystemExit(f"unknown BENCH_WHATIF patches: {sorted(unknown)}")

@@ -270,8 +270,7 @@ def _create_turn(conversation_id: int, text: str):
             plan.saved_newest(saved(user_message, inserted).pk)
             plan.reservation = _held(hold, held)
             reply = _save_reply(conversation, plan, now)
-        else:
-            plan.saved_newest(user_id)
+        else:  # the plan was made with the ids
             reply, more = _reply_statements(conversation, plan, now, pk=reply_id)
             *held, inserted, reply_inserted, _ = run_together([*statements, *more])
             plan.reservation = _held(hold, held)

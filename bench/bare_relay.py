@@ -1,6 +1,8 @@
 """The floor for `cpu_ms_per_1k_tokens`: a minimal WebSocket relay of the same stream.
 
-Same SDK call (`messages.create(stream=True)`, one client per process), same fake API,
+Same SDK call (`messages.create(stream=True)`, one client per process on the SDK's aiohttp
+transport, its raw events
+parsed with `json.loads` as conversations.claude.streaming.stream_reply does), same fake API,
 same coalescing as conversations.claude.streaming.DeltaRelay (the first frame at once, then
 at most STREAM_FRAMES_PER_SECOND), the same HTML delta frames and a final
 `<article ... data-status=...>` frame; no database, no channel layer, no auth, no
@@ -19,6 +21,10 @@ import os
 
 import anthropic
 
+from chatsite.wsframes import skip_frame_log_formatting
+
+skip_frame_log_formatting()  # as the app does: the same server's cost per frame
+
 FRAMES_PER_SECOND = float(os.environ.get("STREAM_FRAMES_PER_SECOND", "20"))
 MODEL = os.environ.get("CLAUDE_MODEL", "claude-sonnet-4-6")
 _ids = itertools.count(1)
@@ -33,6 +39,7 @@ def client() -> anthropic.AsyncAnthropic:
             base_url=os.environ["ANTHROPIC_BASE_URL"],
             max_retries=0,
             timeout=60,
+            http_client=anthropic.DefaultAioHttpClient(),  # the app's transport (its default)
         )
     return _clients[loop]
 
@@ -100,11 +107,15 @@ async def relay(send, text: str) -> None:
             ],
             stream=True,
         )
-        async with stream:
-            async for event in stream:
-                if event.type == "content_block_delta" and event.delta.type == "text_delta":
-                    parts.append(event.delta.text)
-                    coalescer.push(event.delta.text)
+        async with stream:  # the SDK's raw events, parsed as the app parses them
+            async for sse in anthropic.AsyncStream.raw_events(stream.response):
+                if sse.event == "content_block_delta":
+                    delta = json.loads(sse.data)["delta"]
+                    if delta.get("type") == "text_delta":
+                        parts.append(delta["text"])
+                        coalescer.push(delta["text"])
+                elif sse.event == "error":
+                    raise RuntimeError(sse.data)
     except Exception:
         status = "failed"
     finally:

@@ -6,8 +6,8 @@ conversation gets N - 2 earlier messages (bulk insert), then one warm-up turn (i
 context start and learns the prompt overhead, as any earlier turn of a real conversation
 would), so the measured turn has exactly N earlier messages.
 
-- queries_per_turn.hN: CaptureQueriesContext on the connection of the thread where the
-  ORM runs (database_sync_to_async and the a* methods share one thread), from the message
+- queries_per_turn.hN: chatsite.db.QueryLog, the queries of every thread (the turn's ORM
+  calls run on a pool of threads, chatsite.db.orm), from the message
   sent to the reply's final frame (socket connect excluded).
 - turn_ms.hN: from sending the message to the reply's row saved (post_save of the finished
   reply), minus the upstream's own time (the fake API's span from receiving the request to
@@ -25,11 +25,11 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import connections
 from django.db.models.signals import post_save
-from django.test.utils import CaptureQueriesContext
 
 from bench import data
 from bench.clients import prompt
 from bench.harness import API_KEY, summary
+from chatsite.db import QueryLog
 from fakeanthropic import FakeAnthropic
 from fakeanthropic.server import aserving
 
@@ -118,18 +118,15 @@ async def measure(application, *, repeats: int) -> dict:
                 communicator = await _open(application, user, conversation_id)
                 await _send_and_wait(communicator, prompt(REPLY_TOKENS, "warm"))
                 await generations.wait_all()
-                conn = await sync_to_async(lambda: connections["default"])()
-                capture = CaptureQueriesContext(conn)
-                await sync_to_async(capture.__enter__)()
                 spans_before = len(upstream.spans)
-                sent = await _send_and_wait(communicator, prompt(REPLY_TOKENS, r))
-                await generations.wait_all()
-                await sync_to_async(capture.__exit__)(None, None, None)
+                with QueryLog() as log:  # every thread's queries (chatsite.db.orm)
+                    sent = await _send_and_wait(communicator, prompt(REPLY_TOKENS, r))
+                    await generations.wait_all()
                 await communicator.disconnect()
                 reply_id = max(saved.saved)
                 (start, end), *_ = upstream.spans[spans_before:]
                 times.append((saved.saved[reply_id] - sent - (end - start)) * 1000)
-                queries.append(len(capture.captured_queries))
+                queries.append(len(log.sql))
                 in_context.append(len(fake.requests[-1]["body"]["messages"]))
             results[n] = {
                 "queries": queries,

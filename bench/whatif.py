@@ -9,6 +9,8 @@ writes bench/results/whatif-<names>.json (never latest.json). The patches:
   channels' per-event `aclose_old_connections()`, a hop to the one thread-sensitive
   executor thread (where every ORM call of the process queues) for every frame of every
   reply; a frame then never waits behind other conversations' queries.
+- stalls: a watchdog thread prints the loop thread's stack whenever the loop has not run
+  for 250 ms (what holds the process up under load).
 - layer: InMemoryChannelLayer's `_clean_expired()` (a walk over every channel and every
   group membership, run on each group_send and each receive) at most once a second.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import os
 import time
 
-from chatsite.asgi import application  # noqa: F401  (sets Django up first)
+from chatsite.asgi import application
 
 PATCHES = {p for p in os.environ.get("BENCH_WHATIF", "").split(",") if p}
 # The consumer's group events: none of their handlers touches the database.
@@ -68,6 +70,41 @@ if "gclog" in PATCHES:  # print every garbage collection that stops the process 
 
     gc.callbacks.append(_log_collection)
 
-unknown = PATCHES - {"dispatch", "layer", "gclog"}
+if "stalls" in PATCHES:  # print what the loop's thread runs when the loop stops > 250 ms
+    import asyncio
+    import sys
+    import threading
+    import traceback
+
+    _tick = [time.monotonic()]
+    _loop_thread = threading.main_thread().ident
+
+    def _beat(loop: asyncio.AbstractEventLoop) -> None:
+        _tick[0] = time.monotonic()
+        loop.call_later(0.05, _beat, loop)
+
+    def _watch() -> None:
+        reported = 0.0
+        while True:
+            time.sleep(0.05)
+            late = time.monotonic() - _tick[0]
+            if late > 0.25 and _tick[0] != reported:
+                reported = _tick[0]
+                frame = sys._current_frames().get(_loop_thread)
+                stack = "".join(traceback.format_stack(frame, limit=25)) if frame else "?"
+                late_ms = f"{late * 1000:.0f}"
+                sys.stderr.write(f"STALL {late_ms} ms so far; the loop's thread:\n{stack}\n")
+
+    _served = application
+
+    async def application(scope, receive, send) -> None:
+        if not _tick[1:]:  # the first connection starts the watch on the serving loop
+            _tick.append(True)
+            _beat(asyncio.get_running_loop())
+            threading.Thread(target=_watch, daemon=True).start()
+        await _served(scope, receive, send)
+
+
+unknown = PATCHES - {"dispatch", "layer", "gclog", "stalls"}
 if unknown:
     raise SystemExit(f"unknown BENCH_WHATIF patches: {sorted(unknown)}")

@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -44,7 +43,7 @@ from billing.models import (
 from billing.pricing import price_for
 from billing.rollups import rollup_statements
 from billing.tokens import Tokens
-from chatsite.db import Statement, insert_statement, run_together, saved
+from chatsite.db import Statement, insert_statement, orm, run_together, saved
 from conversations.models import Conversation
 
 WARNING_SHARE = Decimal("0.8")
@@ -451,7 +450,7 @@ async def areserve(
     at: dt.datetime | None = None,
 ) -> Reservation:
     """Async reserve() for the chat turn (the ORM runs in a worker thread)."""
-    return await database_sync_to_async(reserve)(
+    return await orm(reserve)(
         user=user,
         model=model,
         prompt_tokens=prompt_tokens,
@@ -477,7 +476,7 @@ async def asettle(
     message_id: int | None = None,
 ) -> LedgerEntry:
     """Async settle()."""
-    return await database_sync_to_async(settle)(
+    return await orm(settle)(
         reservation,
         usage=usage,
         model=model,
@@ -493,4 +492,4 @@ async def asettle(
 
 async def arelease(reservation: Reservation) -> None:
     """Async release()."""
-    await database_sync_to_async(release)(reservation)
+    await orm(release)(reservation)

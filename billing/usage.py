@@ -6,12 +6,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from billing.budgets import resets_text, used_up_message, user_budget, warning_message
 from billing.models import Grain, UserMonth, UserSpend, month_start, next_month, utc_day
 from billing.reports import DateRange, sums, top_conversations, with_derived
+from chatsite.db import orm
 
 
 @dataclass
@@ -90,4 +90,4 @@ def user_usage(user, *, at: dt.datetime | None = None, months: int = 6) -> Usage
 
 async def auser_usage(user, *, at: dt.datetime | None = None) -> UsageSummary:
     """Async user_usage()."""
-    return await database_sync_to_async(user_usage)(user, at=at)
+    return await orm(user_usage)(user, at=at)

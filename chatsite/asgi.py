@@ -13,9 +13,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from chatsite.routing import websocket_urlpatterns  # noqa: E402
+from chatsite.wsframes import skip_frame_log_formatting  # noqa: E402
 from conversations.recovery import recover_at_start  # noqa: E402
 
 recover_at_start()  # replies a crashed process left `streaming` become `interrupted`
+
+skip_frame_log_formatting()  # per frame sent (chatsite.wsframes)
 
 application = ProtocolTypeRouter(
     {
@@ -31,6 +34,7 @@ application = ProtocolTypeRouter(
 # for 140-280 ms at a time (measured at 300 streams: frames then arrived 700-800 ms apart);
 # with it frozen they take half as long. The SDK loads its resources on first use: load
 # them now so that they are frozen too.
+import aiohttp  # noqa: E402, F401  (the SDK's transport: conversations.claude.client)
 import anthropic.resources.messages  # noqa: E402, F401
 
 gc.freeze()

@@ -99,6 +99,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.boo
         "min_size": 1,
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
     }
+# Threads that run the chat's ORM calls (chatsite.db.orm): a pool on Postgres, so that one
+# turn's round trips do not queue behind another's; 1 on SQLite: Channels' one database
+# thread, as every other database call (one writer at a time).
+ORM_THREADS = env.int(
+    "ORM_THREADS",
+    default=8 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" else 1,
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Background tasks (Django's tasks framework) stored in the database, run by `db_worker`.
@@ -225,6 +232,10 @@ CLAUDE_MAX_TOKENS = env.int("CLAUDE_MAX_TOKENS", default=2048)
 TITLE_MODEL = env.str("TITLE_MODEL", default="claude-haiku-4-5")  # writes auto titles
 DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=200_000)
 CLAUDE_TIMEOUT = env.float("CLAUDE_TIMEOUT", default=60.0)
+# The SDK's HTTP transport: "aiohttp" (its `DefaultAioHttpClient`) or "httpx" (its default).
+CLAUDE_HTTP_CLIENT = env.str("CLAUDE_HTTP_CLIENT", default="aiohttp")
+if CLAUDE_HTTP_CLIENT not in ("aiohttp", "httpx"):
+    raise ImproperlyConfigured('CLAUDE_HTTP_CLIENT must be "aiohttp" or "httpx".')
 CLAUDE_MAX_RETRIES = env.int("CLAUDE_MAX_RETRIES", default=2)
 # Our own retries (the SDK's are off): exponential backoff with jitter, retry-after honoured.
 CLAUDE_RETRY_BASE_DELAY = env.float("CLAUDE_RETRY_BASE_DELAY", default=0.5)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import functools
+import html
 import logging
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
 from django.template.loader import render_to_string
-from django.utils.html import escape
 
+from chatsite.db import orm
 from conversations import streambuffer, tabs
 from conversations.claude.streaming import group_name
 from conversations.frames import FrameRejected, parse_frame
@@ -49,8 +49,27 @@ def _open_tab(user, conversation_id: object) -> tuple[Conversation, list[int]]:
     return conversation, list(streaming)
 
 
+def _finished(conversation_id: int, ids: list[int]) -> list[Message]:
+    return list(
+        Message.objects.filter(conversation_id=conversation_id, pk__in=ids).exclude(
+            status=Message.Status.STREAMING
+        )
+    )
+
+
 class ConversationConsumer(AsyncWebsocketConsumer):
     """One browser tab on one conversation."""
+
+    async def __call__(self, scope, receive, send):
+        # Channels' session middleware wraps `send` to save the session on an HTTP
+        # response's start; for a socket's frames it only looks at the session, per frame.
+        # Relayed frames go to the server's own send (`_frame`); the rest as usual.
+        self._server_send = getattr(getattr(send, "__self__", None), "real_send", send)
+        await super().__call__(scope, receive, send)
+
+    async def _frame(self, text: str) -> None:
+        """Send one text frame of a relayed event (the socket is accepted)."""
+        await self._server_send({"type": "websocket.send", "text": text})
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -58,7 +77,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         try:
-            self.conversation, streaming = await database_sync_to_async(_open_tab)(
+            self.conversation, streaming = await orm(_open_tab)(
                 user, self.scope["url_route"]["kwargs"]["conversation_id"]
             )
         except Http404:
@@ -144,10 +163,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if not isinstance(ids, list):
             return
         wanted = [i for i in ids[:50] if isinstance(i, int)]
-        finished = Message.objects.filter(
-            conversation_id=self.conversation.pk, pk__in=wanted
-        ).exclude(status=Message.Status.STREAMING)
-        async for message in finished:
+        for message in await orm(_finished)(self.conversation.pk, wanted):
             await self.send(text_data=render_message(message))
 
     frame_handlers = {
@@ -168,7 +184,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.offsets[message_id] = len(text)
         await self.send(
             text_data=(
-                f'<div hx-swap-oob="innerHTML:#message-{message_id}-stream">{escape(text)}</div>'
+                f'<div hx-swap-oob="innerHTML:#message-{message_id}-stream">'
+                f"{html.escape(text)}</div>"
             )
         )
 
@@ -179,11 +196,20 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         {"turn.created", "reply.delta", "reply.restarted", "reply.finished", "conversation.titled"}
     )
 
+    # The socket's own events (connect, receive, disconnect) skip it too: every query of this
+    # consumer runs in an `orm` call (chatsite.db), which closes old connections before and
+    # after, so the hop per event (three per socket, one before each message sent) only
+    # queued behind other turns' queries on the one ORM thread.
+    socket_events = frozenset({"websocket.connect", "websocket.receive", "websocket.disconnect"})
+
     async def dispatch(self, message: dict) -> None:
-        if message["type"] in self.relay_events:
+        kind = message["type"]
+        if kind in self.relay_events:
             await self.relay(message)
-            return
-        await super().dispatch(message)
+        elif kind in self.socket_events:
+            await getattr(self, kind.replace(".", "_"))(message)
+        else:
+            await super().dispatch(message)
 
     async def relay(self, event: dict) -> None:
         """Send a reply's or turn's event to the browser (from the layer or `tabs`)."""
@@ -218,10 +244,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return  # already sent in a catch-up snapshot
         text = text[max(0, seen - offset) :]
         self.offsets[message_id] = offset + len(event["text"])
-        await self.send(
-            text_data=(
-                f'<div hx-swap-oob="beforeend:#message-{message_id}-stream">{escape(text)}</div>'
-            )
+        await self._frame(
+            f'<div hx-swap-oob="beforeend:#message-{message_id}-stream">{html.escape(text)}</div>'
         )
 
     async def reply_restarted(self, event: dict) -> None:

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Callable
 from functools import partial
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
@@ -28,6 +27,7 @@ from chatsite.db import (
     compiled,
     insert_statement,
     new_ids,
+    orm,
     run_together,
     saved,
 )
@@ -322,9 +322,7 @@ async def turn_start(*, conversation: Conversation, user_id: int, text: object) 
         + context.estimate_tokens(text)
         + conversation.effective_max_tokens,
     )
-    fresh, plan, user_message, reply = await database_sync_to_async(_create_turn)(
-        conversation.pk, text
-    )
+    fresh, plan, user_message, reply = await orm(_create_turn)(conversation.pk, text)
     conversation.context_tokens = fresh.context_tokens  # the caller's copy stays current
     # The transaction has committed: clients only ever see rows that exist. The reply
     # starts even if telling the tabs fails; it is saved and shown on reload.
@@ -381,9 +379,7 @@ async def _run_reply(
     fields = apply_outcome(reply, outcome, text, counted=plan.learn and outcome.final_usage)
     entry, saved = None, False
     try:
-        entry, saved = await database_sync_to_async(_finish_turn)(
-            conversation, reply, fields, plan, outcome
-        )
+        entry, saved = await orm(_finish_turn)(conversation, reply, fields, plan, outcome)
     finally:
         await _best_effort(
             alog_claude_call(
@@ -445,10 +441,11 @@ def _finish_turn(
     )
     try:
         with transaction.atomic():
-            reply.save(update_fields=fields)
-            return settle(
-                conversation_exists=True, along=_count_turn(conversation, plan, outcome)
-            ), True
+            if lock_conversation(conversation.pk):
+                reply.save(update_fields=fields)
+                return settle(
+                    conversation_exists=True, along=_count_turn(conversation, plan, outcome)
+                ), True
     except DatabaseError:
         entry = settle()  # in a transaction of its own
         if Message.objects.filter(pk=reply.pk).exists():
@@ -456,6 +453,22 @@ def _finish_turn(
             # interrupted.
             logger.exception("reply %s could not be saved", reply.pk)
         return entry, False
+    return settle(), False  # the conversation was deleted: a ledger row without it
+
+
+def lock_conversation(conversation_id: int) -> bool:
+    """Share-lock the conversation's row for this transaction; False if it is gone.
+
+    A deletion locks the row for update first (conversations.views): either it waits for
+    this transaction, and then finds (and unlinks) the ledger row written here, or this
+    waits for the deletion and finds no row. Without it a reply settled while its
+    conversation was being deleted kept a ledger row pointing at nothing.
+    """
+    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    table = connection.ops.quote_name(Conversation._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s{lock}", [conversation_id])  # noqa: S608
+        return cursor.fetchone() is not None
 
 
 async def _best_effort(step) -> None:
@@ -486,7 +499,7 @@ async def _name_conversation(conversation: Conversation, reply: Message, questio
     model = getattr(response, "model", None) or settings.TITLE_MODEL
     status = "complete" if response is not None else "failed"
     request_id = getattr(response, "_request_id", None) or ""
-    entry, titled = await database_sync_to_async(_settle_title)(
+    entry, titled = await orm(_settle_title)(
         reservation,
         title=title,
         usage=usage,
@@ -530,9 +543,13 @@ def _settle_title(
     """Settle the title call and save its title (unless the user named the conversation
     meanwhile) in one transaction; (the ledger row, whether the title was saved)."""
     with transaction.atomic():
-        titled = bool(title) and titles.save_title(conversation, title)
+        exists = lock_conversation(conversation)  # see lock_conversation: a deletion waits
+        titled = exists and bool(title) and titles.save_title(conversation, title)
         entry = budgets.settle(
-            reservation, conversation=conversation, conversation_exists=titled, **call
+            reservation,
+            conversation=conversation if exists else None,
+            conversation_exists=exists,
+            **call,
         )
     return entry, titled
 
@@ -646,9 +663,7 @@ async def turn_regenerate(*, conversation: Conversation, user_id: int, message_i
     await _check_limits(
         user_id=user_id, tokens=conversation.context_tokens + conversation.effective_max_tokens
     )
-    fresh, plan, reply = await database_sync_to_async(_prepare_regenerate)(
-        conversation.pk, message_id
-    )
+    fresh, plan, reply = await orm(_prepare_regenerate)(conversation.pk, message_id)
     generation = _start(fresh, reply, plan)
     await _announce(generation, lambda: {"type": "turn.created", "html": render_message(reply)})
     return reply
@@ -686,9 +701,7 @@ async def turn_edit(
         user_id=user_id,
         tokens=conversation.context_tokens + conversation.effective_max_tokens,
     )
-    fresh, plan, message, reply = await database_sync_to_async(_prepare_edit)(
-        conversation.pk, message_id, text
-    )
+    fresh, plan, message, reply = await orm(_prepare_edit)(conversation.pk, message_id, text)
     generation = _start(fresh, reply, plan)
     await _announce(
         generation,
@@ -726,9 +739,7 @@ async def turn_continue(*, conversation: Conversation, user_id: int, message_id:
     await _check_limits(
         user_id=user_id, tokens=conversation.context_tokens + conversation.effective_max_tokens
     )
-    fresh, plan, reply = await database_sync_to_async(_prepare_continue)(
-        conversation.pk, message_id
-    )
+    fresh, plan, reply = await orm(_prepare_continue)(conversation.pk, message_id)
     generation = _start(fresh, reply, plan, text=reply.content)
     await _announce(
         generation,

@@ -1,5 +1,6 @@
 """Suite-wide set-up: Postgres, the fake Anthropic API on loopback, socket helpers."""
 
+import asyncio
 import multiprocessing
 import os
 
@@ -67,6 +68,19 @@ def fake_api(fake_server, settings):
     reset_clients()
     throttle.reset()
     streambuffer.reset()
+
+
+@pytest.fixture(autouse=True)
+async def close_claude_client(fake_api):
+    """Close the test loop's Claude client while that loop still runs: its aiohttp session
+    belongs to it (torn down before `fake_api`, which it depends on); and the connections
+    of the ORM threads."""
+    yield
+    from chatsite.db import close_orm_connections
+    from conversations.claude.client import aclose_client
+
+    await aclose_client()
+    await asyncio.to_thread(close_orm_connections)  # a test database may be dropped next
 
 
 @pytest.fixture

@@ -81,3 +81,55 @@ def test_ids_taken_ahead_let_rows_that_refer_to_each_other_go_in_one_batch():
     # The sequence moved past them: the next row saved the usual way gets a new id.
     later = Message.objects.create(conversation=conversation, role="user", content="Next")
     assert later.pk > reply_id
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_orm_calls_run_on_a_pool_of_threads_each_with_its_own_connection(settings):
+    """With ORM_THREADS > 1 the chat's ORM calls do not queue on one thread: two calls that
+    each hold their thread run at the same time, on different connections."""
+    import asyncio
+    import threading
+
+    from django.db import connection
+
+    from chatsite.db import orm
+
+    assert settings.ORM_THREADS > 1  # the default on Postgres
+    both_in = threading.Barrier(2)
+
+    def hold_thread() -> tuple[str, int]:
+        both_in.wait(timeout=5)  # fails unless the other call runs meanwhile
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return threading.current_thread().name, cursor.fetchone()[0]
+
+    (first_thread, first_pid), (second_thread, second_pid) = await asyncio.gather(
+        orm(hold_thread)(), orm(hold_thread)()
+    )
+    assert first_thread.startswith("orm") and second_thread.startswith("orm")
+    assert first_thread != second_thread
+    assert first_pid != second_pid
+
+
+def test_the_query_log_sees_queries_of_every_thread():
+    import threading
+
+    from django.db import connections
+
+    from chatsite.db import QueryLog
+
+    def query() -> None:
+        Conversation.objects.filter(pk=0).exists()
+
+    def query_in_a_thread() -> None:
+        query()
+        connections.close_all()  # this thread's connection
+
+    with QueryLog() as log:
+        query()
+        other = threading.Thread(target=query_in_a_thread)
+        other.start()
+        other.join()
+    query()  # after the log is left: not seen
+    assert len(log.sql) == 2
+    assert all("conversations_conversation" in sql for sql in log.sql)

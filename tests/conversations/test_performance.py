@@ -6,9 +6,9 @@ The figures themselves are bench/'s (make bench); these are the fast guards.
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from chatsite.db import QueryLog
 from conversations.generations import generations
 from conversations.models import Message
 from tests.factories import ConversationFactory
@@ -51,19 +51,15 @@ async def queries_of_a_turn(user, *, earlier: int) -> int:
     await send_text(communicator, "[[fake:tokens=5]] Warm up")
     await collect_reply(communicator)
     await generations.wait_all()
-    # Every ORM call of the turn runs in one executor thread (database_sync_to_async and the
-    # a* methods are thread-sensitive): count on that thread's connection.
-    connection = await sync_to_async(lambda: connections["default"])()
-    capture = CaptureQueriesContext(connection)
-    await sync_to_async(capture.__enter__)()
-    await send_text(communicator, "[[fake:tokens=5]] Counted")
-    result = await collect_reply(communicator)
-    await generations.wait_all()
-    await sync_to_async(capture.__exit__)(None, None, None)
+    # The turn's ORM calls run on a pool of threads (chatsite.db.orm): count on every one.
+    with QueryLog() as log:
+        await send_text(communicator, "[[fake:tokens=5]] Counted")
+        result = await collect_reply(communicator)
+        await generations.wait_all()
     await communicator.disconnect()
     assert 'data-status="complete"' in result["final"]
     assert await Message.objects.filter(conversation=conversation).acount() == earlier + 2
-    return len(capture.captured_queries)
+    return len(log.sql)
 
 
 async def test_a_turn_makes_the_same_queries_after_10_and_1000_messages(user):

@@ -180,11 +180,13 @@ async def test_stall_for_a_while_then_answers(client, app):
 async def test_drop_mid_stream_is_a_connection_error(client, app):
     app.script(Scripted(drop_after_tokens=9))
     received = []
-    # Mid-stream, the SDK lets httpx2's error through unwrapped (as with a real server).
-    with pytest.raises(httpx2.RemoteProtocolError):
+    # Mid-stream, the SDK (since 2.17) wraps httpx2's error in its connection error, as it
+    # does for a real server's dropped connection.
+    with pytest.raises(anthropic.APIConnectionError) as raised:
         async with client.messages.stream(**BODY) as s:
             async for text in s.text_stream:
                 received.append(text)
+    assert isinstance(raised.value.__cause__, httpx2.RemoteProtocolError)
     assert "".join(received)
 
 

@@ -157,7 +157,6 @@ def bind(params: list[Any], values: dict[Any, Any]) -> list[Any]:
     return [values.get(p, p) if isinstance(p, int) else p for p in params]
 
 
-
 class QueryLog:
     """The SQL of every query the process runs while it is entered, in any thread: the ORM
     calls of a turn run on a pool of threads (`orm`), each with its own connection, of which

@@ -60,6 +60,13 @@ async def hold(run, *, n: int, hold_seconds: float, ramp: float) -> dict:
     short = [t for t in started if t.ok and (t.delta_chars or [0])[-1] != expected]
     gaps = [g for t in turns for g in t.gaps(*window)]
     worst = max(gaps, default=0.0)
+    # The gap before a reply's final frame (its save, settlement and rendering) apart from
+    # those between deltas: which one failed a level says where the app fell behind.
+    finals = [
+        t.finished - t.delta_times[-1]
+        for t in turns
+        if t.finished and t.delta_times and window[0] <= t.delta_times[-1] < t.finished <= window[1]
+    ]
     errors = len(bad) + len(short)
     error_rate = errors / len(started) if started else 1.0
     return {
@@ -69,6 +76,7 @@ async def hold(run, *, n: int, hold_seconds: float, ramp: float) -> dict:
         "error_kinds": sorted({t.status for t in bad} | ({"missing-deltas"} if short else set())),
         "error_rate": round(error_rate, 5),
         "max_gap_ms": round(worst * MS, 1),
+        "max_final_gap_ms": round(max(finals, default=0.0) * MS, 1),
         "gap_ms": summary([g * MS for g in gaps]),
         "ttft_ms": summary([t.ttft * MS for t in started if t.ttft is not None]),
         "cpu_share": meter.shares(),

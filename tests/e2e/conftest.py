@@ -32,3 +32,10 @@ def app_server(django_db_setup, django_db_blocker, fake_server):
 def app_url(app_server, transactional_db):
     """The server's URL; data made in the test is committed so daphne sees it."""
     return app_server
+
+
+@pytest.fixture(autouse=True)
+def close_claude_client():
+    """The suite's async fixture of that name (tests/conftest.py) cannot run beside sync
+    Playwright's loop; the app here is another process, with its own client."""
+    yield

@@ -20,6 +20,7 @@ import json
 import os
 
 import anthropic
+from anthropic._streaming import SSEDecoder, async_iter_response_bytes
 
 from chatsite.wsframes import skip_frame_log_formatting
 
@@ -108,7 +109,9 @@ async def relay(send, text: str) -> None:
             stream=True,
         )
         async with stream:  # the SDK's raw events, parsed as the app parses them
-            async for sse in anthropic.AsyncStream.raw_events(stream.response):
+            async for sse in SSEDecoder().aiter_bytes(
+                async_iter_response_bytes(stream.response, client())
+            ):
                 if sse.event == "content_block_delta":
                     delta = json.loads(sse.data)["delta"]
                     if delta.get("type") == "text_delta":

@@ -50,9 +50,9 @@ def orm(function: Callable) -> Callable:
 
 def close_orm_connections() -> None:
     """Close the connections each ORM thread holds (before a test database is dropped)."""
-    count = settings.ORM_THREADS
-    if count <= 1:
+    if settings.ORM_THREADS <= 1:
         return  # `orm` runs on Channels' thread
+    count = _orm_threads()._max_workers  # its size when it was made
     everyone = threading.Barrier(count)
 
     def close() -> None:

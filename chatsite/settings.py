@@ -106,6 +106,12 @@ ORM_THREADS = env.int(
     "ORM_THREADS",
     default=8 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" else 1,
 )
+if ORM_THREADS > 1 and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("ORM_THREADS above 1 needs Postgres (SQLite has one writer).")
+_pool = DATABASES["default"].get("OPTIONS", {}).get("pool")
+if _pool and _pool["max_size"] <= ORM_THREADS:
+    raise ImproperlyConfigured("ORM_THREADS must be below DATABASE_POOL_MAX_SIZE.")
+del _pool
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Background tasks (Django's tasks framework) stored in the database, run by `db_worker`.

@@ -5,9 +5,13 @@ class ConversationsConfig(AppConfig):
     name = "conversations"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_migrate
+        from django.db.models.signals import post_migrate, pre_delete
+
+        from conversations.models import Conversation
+        from conversations.turns import lock_for_deletion
 
         post_migrate.connect(_schedule_retention, sender=self)
+        pre_delete.connect(lock_for_deletion, sender=Conversation)
 
 
 def _schedule_retention(sender, plan=None, **kwargs) -> None:

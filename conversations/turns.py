@@ -13,7 +13,7 @@ from functools import partial
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import Subquery
 from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
@@ -459,16 +459,32 @@ def _finish_turn(
 def lock_conversation(conversation_id: int) -> bool:
     """Share-lock the conversation's row for this transaction; False if it is gone.
 
-    A deletion locks the row for update first (conversations.views): either it waits for
-    this transaction, and then finds (and unlinks) the ledger row written here, or this
+    Every deletion locks the row for update first (`lock_for_deletion`): either it waits
+    for this transaction, and then finds (and unlinks) the ledger row written here, or this
     waits for the deletion and finds no row. Without it a reply settled while its
-    conversation was being deleted kept a ledger row pointing at nothing.
+    conversation was being deleted kept a ledger row pointing at nothing. Both take the
+    conversation's row before any message's, so they cannot deadlock. On SQLite (one writer
+    at a time, and `orm` on channels' one thread) nothing is locked or read: a read first
+    would make the transaction fail at once instead of waiting when another process writes.
     """
-    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    if connection.vendor != "postgresql":
+        return True
     table = connection.ops.quote_name(Conversation._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s{lock}", [conversation_id])  # noqa: S608
+        cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR KEY SHARE", [conversation_id])  # noqa: S608
         return cursor.fetchone() is not None
+
+
+def lock_for_deletion(sender, instance: Conversation, using: str, **kwargs) -> None:
+    """`pre_delete` of a conversation, inside the deletion's transaction and before any of
+    its rows (messages first) are touched: lock its row for update (see lock_conversation).
+    Any deletion goes through it: the view, the admin, an account's, retention's."""
+    wrapper = connections[using]
+    if wrapper.vendor != "postgresql":
+        return
+    table = wrapper.ops.quote_name(Conversation._meta.db_table)
+    with wrapper.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE", [instance.pk])  # noqa: S608
 
 
 async def _best_effort(step) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from asgiref.sync import async_to_sync
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -172,11 +171,7 @@ def conversation_delete(request: HtmxHttpRequest, conversation_id: int) -> HttpR
     """Delete a conversation and all its messages."""
     conversation = conversation_for_user(request.user, conversation_id)
     async_to_sync(stop_replies)(conversation.pk)  # don't pay for replies nobody will see
-    with transaction.atomic():
-        # Locked first: a reply settling now finishes its ledger row before the deletion
-        # unlinks the ledger from the conversation (conversations.turns.lock_conversation).
-        Conversation.objects.select_for_update().filter(pk=conversation.pk).exists()
-        conversation.delete()
+    conversation.delete()  # locked first by conversations.turns.lock_for_deletion
     if request.htmx:
         return HttpResponseClientRedirect("/")
     return redirect("conversation_list")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import anthropic
 import httpx2
+from anthropic._streaming import SSEDecoder, async_iter_response_bytes
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
@@ -145,8 +146,8 @@ async def stream_reply(
 ) -> None:
     """Call Claude with streaming, push each text delta to the relay, fill in the outcome.
 
-    The events are read as the SDK's raw server-sent events (`AsyncStream.raw_events`) and
-    parsed with `json.loads`: the SDK's typed iteration builds and validates a pydantic
+    The events are read as the SDK's raw server-sent events (`_events`) and parsed with
+    `json.loads`: the SDK's typed iteration builds and validates a pydantic
     model per event, which under load was a tenth of the process's CPU for fields we read
     three of. An `error` event mid-stream becomes the SDK's own status error, as its
     iterator would raise it.
@@ -168,7 +169,7 @@ async def stream_reply(
     outcome.request_id = response.headers.get("request-id", "")
     push, loads = relay.push, json.loads
     async with stream:
-        async for sse in anthropic.AsyncStream.raw_events(response):
+        async for sse in _events(client, response):
             kind = sse.event
             if kind == "content_block_delta":
                 delta = loads(sse.data)["delta"]
@@ -203,6 +204,13 @@ async def stream_reply(
                 raise _stream_error(client, sse, response)
 
 
+def _events(client, response):
+    """The response's server-sent events, undecoded: the SDK's own decoder over the SDK's own
+    reading of the body, which turns any failure to read it (either transport) into its
+    APIConnectionError or APITimeoutError, as its typed iterator does."""
+    return SSEDecoder().aiter_bytes(async_iter_response_bytes(response, client))
+
+
 def _stream_error(client, sse, response) -> anthropic.APIStatusError:
     """The status error the SDK's own stream iterator raises for an `error` event."""
     try:
@@ -215,9 +223,7 @@ def _stream_error(client, sse, response) -> anthropic.APIStatusError:
 
 def error_kind(exc: BaseException) -> str:
     """Classify a failure for the user-facing message and the record."""
-    # The raw events are read from httpx2 directly: a read that times out mid-stream is
-    # httpx2's own timeout, not the SDK's.
-    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+    if isinstance(exc, anthropic.APITimeoutError):
         return "timeout"
     if isinstance(exc, breaker.CircuitOpen):
         return "unavailable"

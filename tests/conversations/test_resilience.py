@@ -276,6 +276,29 @@ async def test_deleting_a_conversation_mid_reply_stops_it_and_keeps_the_ledger(
     await until(lambda: fake_api.in_flight == 0, within=2)
 
 
+async def test_a_conversation_deleted_elsewhere_mid_reply_leaves_no_dangling_ledger_row(
+    user, fake_api
+):
+    """Not through the view (no stop): the admin's or an account's deletion. The reply
+    settles after its conversation is gone; its ledger row refers to no conversation."""
+    from billing.models import LedgerEntry, Reservation
+    from conversations.models import Conversation
+
+    conversation = await sync_to_async(ConversationFactory)(user=user, title="Named")
+    fake_api.script(SLOW)
+    communicator, _, _ = await open_socket(user, conversation.pk)
+    await send_text(communicator, "Go on")
+    await first_delta(communicator)
+    await sync_to_async(Conversation.objects.filter(pk=conversation.pk).delete)()
+    await generations.wait_all()
+    await communicator.disconnect()
+
+    entry = await LedgerEntry.objects.aget(user=user)
+    assert entry.conversation_id is None
+    assert entry.message_id is None
+    assert await Reservation.objects.acount() == 0
+
+
 async def test_a_second_message_waits_for_the_streaming_reply(user, fake_api):
     conversation = await sync_to_async(ConversationFactory)(user=user, title="Named")
     fake_api.script(SLOW)

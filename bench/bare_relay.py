@@ -1,8 +1,8 @@
 """The floor for `cpu_ms_per_1k_tokens`: a minimal WebSocket relay of the same stream.
 
 Same SDK call (`messages.create(stream=True)`, one client per process on the SDK's aiohttp
-transport, its raw events
-parsed with `json.loads` as conversations.claude.streaming.stream_reply does), same fake API,
+transport, its raw events parsed with `json.loads` as conversations.claude.streaming
+does, without importing Django), same fake API,
 same coalescing as conversations.claude.streaming.DeltaRelay (the first frame at once, then
 at most STREAM_FRAMES_PER_SECOND), the same HTML delta frames and a final
 `<article ... data-status=...>` frame; no database, no channel layer, no auth, no

@@ -467,24 +467,25 @@ def lock_conversation(conversation_id: int) -> bool:
     at a time, and `orm` on channels' one thread) nothing is locked or read: a read first
     would make the transaction fail at once instead of waiting when another process writes.
     """
-    if connection.vendor != "postgresql":
-        return True
-    table = connection.ops.quote_name(Conversation._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR KEY SHARE", [conversation_id])  # noqa: S608
-        return cursor.fetchone() is not None
+    return _lock_row(connection, conversation_id, "KEY SHARE")
 
 
 def lock_for_deletion(sender, instance: Conversation, using: str, **kwargs) -> None:
     """`pre_delete` of a conversation, inside the deletion's transaction and before any of
     its rows (messages first) are touched: lock its row for update (see lock_conversation).
     Any deletion goes through it: the view, the admin, an account's, retention's."""
-    wrapper = connections[using]
+    _lock_row(connections[using], instance.pk, "UPDATE")
+
+
+def _lock_row(wrapper, conversation_id: int, mode: str) -> bool:
+    """Lock the conversation's row FOR `mode` on Postgres; whether it exists (True, and
+    nothing read, elsewhere)."""
     if wrapper.vendor != "postgresql":
-        return
+        return True
     table = wrapper.ops.quote_name(Conversation._meta.db_table)
     with wrapper.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE", [instance.pk])  # noqa: S608
+        cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR {mode}", [conversation_id])  # noqa: S608
+        return cursor.fetchone() is not None
 
 
 async def _best_effort(step) -> None:

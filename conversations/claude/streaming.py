@@ -147,10 +147,9 @@ async def stream_reply(
     """Call Claude with streaming, push each text delta to the relay, fill in the outcome.
 
     The events are read as the SDK's raw server-sent events (`_events`) and parsed with
-    `json.loads`: the SDK's typed iteration builds and validates a pydantic
-    model per event, which under load was a tenth of the process's CPU for fields we read
-    three of. An `error` event mid-stream becomes the SDK's own status error, as its
-    iterator would raise it.
+    `json.loads`: the SDK's typed iteration builds and validates a pydantic model per event,
+    which under load was a tenth of the process's CPU for fields we read three of. An
+    `error` event mid-stream becomes the SDK's own status error, as its iterator raises it.
     """
     outcome.model = request.model
     kwargs: dict = {

@@ -8,6 +8,7 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import anthropic
@@ -65,7 +66,12 @@ class ReplyOutcome:
 
 
 class DeltaRelay:
-    """Coalesce deltas into at most STREAM_FRAMES_PER_SECOND frames; the first goes at once."""
+    """Coalesce deltas into at most STREAM_FRAMES_PER_SECOND frames; the first goes at once.
+
+    While the reply streams, frames are at least an interval apart. Its last text goes as
+    soon as no second would then hold more than the rate's frames: at once for a reply of
+    fewer frames than that, instead of an interval after the frame before it.
+    """
 
     def __init__(self, generation: Generation, group: str) -> None:
         self.generation = generation
@@ -74,6 +80,8 @@ class DeltaRelay:
         self.local_only = tabs.reaches_every_tab(self.layer)
         self.shared_text = streambuffer.shared()  # other processes catch up from Redis
         self.interval = 1.0 / settings.STREAM_FRAMES_PER_SECOND
+        # When the latest frames went (loop time): as many as a second may hold.
+        self.sent_at: deque[float] = deque(maxlen=max(int(settings.STREAM_FRAMES_PER_SECOND), 1))
         self.pending: list[str] = []
         self.sent = generation.length  # characters already broadcast (a continued reply)
         self.ready = asyncio.Event()
@@ -92,6 +100,7 @@ class DeltaRelay:
             return
         text = "".join(self.pending)
         self.pending.clear()
+        self.sent_at.append(asyncio.get_running_loop().time())
         offset = self.sent
         self.sent += len(text)
         if self.shared_text:
@@ -107,7 +116,8 @@ class DeltaRelay:
             await self.layer.group_send(self.group, event)
 
     async def run(self) -> None:
-        """Send pending text, then wait at least one interval before the next frame."""
+        """Send pending text, then wait at least one interval before the next frame (the
+        last one excepted, see the class)."""
         loop = asyncio.get_running_loop()
         await self.generation.announced.wait()  # no frame before the tabs know the reply
         while not self.closed:
@@ -124,9 +134,12 @@ class DeltaRelay:
             finally:
                 timer.cancel()
                 self._pause = None
-            remaining = next_frame - loop.time()
-            if remaining > 0 and self.pending:  # closed early with text left: keep the pace
-                await asyncio.sleep(remaining)
+            if self.closed and self.pending:  # the reply's last text: as soon as the rate allows
+                sent_at = self.sent_at
+                full = len(sent_at) == sent_at.maxlen
+                remaining = (sent_at[0] + 1.0 if full else 0.0) - loop.time()
+                if remaining > 0:
+                    await asyncio.sleep(remaining)
         await self.flush()
 
     def close(self) -> None:

@@ -84,7 +84,11 @@ def serve_in_thread(
 
         app = FakeAnthropic()
     install_log_filter()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when the
+    # listening socket says TCP. Without it a reused connection's first event waited for
+    # the client's delayed ACK of the headers (Nagle): ~40 ms when the first token came
+    # sooner than that.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)

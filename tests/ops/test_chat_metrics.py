@@ -95,3 +95,31 @@ async def test_the_call_is_logged_with_its_ids(user, fake_api, caplog):
     assert event["status"] == "complete"
     assert event["stop_reason"] == "end_turn"
     assert event["ttft_ms"] is not None and event["duration_ms"] >= event["ttft_ms"]
+
+
+async def test_the_call_is_logged_even_when_saving_the_reply_breaks(
+    user, fake_api, caplog, monkeypatch
+):
+    """The log record rides in the settlement's ORM call (one hop fewer): a bug there must
+    not lose the record of a call that was made and billed by Anthropic."""
+    from conversations import turns
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("settlement bug")
+
+    monkeypatch.setattr(turns, "_finish_turn", broken)
+    caplog.set_level(logging.INFO, logger="ops.calls")
+    fake_api.script(Scripted(text="Logged anyway.", output_tokens=3))
+    conversation = await sync_to_async(ConversationFactory)(user=user)
+    communicator, connected, _ = await open_socket(user, conversation.pk)
+    assert connected
+    await send_text(communicator, "Log this too")
+    await collect_reply(communicator)  # the final frame goes whatever happened
+    await generations.wait_all()
+    await communicator.disconnect()
+
+    [event] = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
+    assert event["event"] == "claude.call"
+    assert event["status"] == "complete"
+    assert event["output_tokens"] == 3
+    assert event["cost_usd"] is None  # no ledger row was written

@@ -36,5 +36,18 @@ application = ProtocolTypeRouter(
 # them now so that they are frozen too.
 import aiohttp  # noqa: E402, F401  (the SDK's transport: conversations.claude.client)
 import anthropic.resources.messages  # noqa: E402, F401
+from django.template import engines  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
+
+get_resolver().url_patterns  # noqa: B018  the URLconf, imported on the first request else
+engines["django"]  # the template tag libraries, likewise
 
 gc.freeze()
+
+# A young collection every 7,000 net allocations of containers instead of 700. At 400-500
+# streams the default made 10 young collections a second, ~4 ms each (the socket stack
+# leaves reference cycles behind every connection), and a full pass every ~13 s: 1.5-2.5 s
+# of the process's CPU in 40 s went to the collector; with 7,000 about half, and the
+# longest pause was shorter. 50,000 saved more CPU but its young passes stopped the process
+# for up to 140 ms, which showed in c200's TTFT p99 (bench/README.md has the runs).
+gc.set_threshold(7_000, 10, 10)

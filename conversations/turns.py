@@ -218,15 +218,15 @@ def _starting_queries() -> tuple:
     return found
 
 
-def _locked_with_context(conversation_id: int) -> tuple[Conversation, list, list[int]]:
+def _locked_with_context(conversation_id: int) -> tuple[Conversation, list[tuple], list[int]]:
     """The conversation, locked (one turn at a time per conversation: the manager's state
     moves in order), its messages from the context start on and, on Postgres, the ids of
     the turn's two messages, in one round trip. The read runs after the lock is held, so it
     sees any reply the previous turn started.
 
     The messages are named tuples of the fields the context manager reads, not model
-    instances: a full context is hundreds of rows, and building a model per row was a
-    third of the turn's set-up time there."""
+    instances: a full context is hundreds of rows, and building a model per row was most
+    of the turn's set-up time there (20 ms of it at 10,000 messages, now 6)."""
     locked, (lock_sql, lock_params), row_type, (read_sql, read_params), ids = _starting_queries()
     values = {_CONVERSATION: conversation_id}
     found, rows, *taken = run_together(

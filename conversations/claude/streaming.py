@@ -134,12 +134,10 @@ class DeltaRelay:
             finally:
                 timer.cancel()
                 self._pause = None
-            if self.closed and self.pending:  # the reply's last text: as soon as the rate allows
-                sent_at = self.sent_at
-                full = len(sent_at) == sent_at.maxlen
-                remaining = (sent_at[0] + 1.0 if full else 0.0) - loop.time()
-                if remaining > 0:
-                    await asyncio.sleep(remaining)
+            # The reply's last text: as soon as the rate allows (at once unless the last
+            # second already holds as many frames as it may).
+            if self.closed and self.pending and len(self.sent_at) == self.sent_at.maxlen:
+                await asyncio.sleep(self.sent_at[0] + 1.0 - loop.time())
         await self.flush()
 
     def close(self) -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from importlib import import_module
 
+from django.conf import settings
 from django.contrib.sessions.models import Session
+from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
 
@@ -100,6 +103,10 @@ def end_sessions(user_id: int) -> int:
         if str(session.get_decoded().get("_auth_user_id")) == str(user_id):
             ended.append(session.pk)
     Session.objects.filter(pk__in=ended).delete()
+    # Read through the cache (SESSION_ENGINE = cached_db): drop the cached copies too.
+    prefix = getattr(import_module(settings.SESSION_ENGINE).SessionStore, "cache_key_prefix", "")
+    if prefix:
+        caches[settings.SESSION_CACHE_ALIAS].delete_many([prefix + key for key in ended])
     return len(ended)
 
 

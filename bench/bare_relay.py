@@ -22,9 +22,10 @@ import os
 import anthropic
 from anthropic._streaming import SSEDecoder, async_iter_response_bytes
 
-from chatsite.wsframes import skip_frame_log_formatting
+from chatsite.wsframes import skip_frame_log_formatting, write_frames_at_once
 
 skip_frame_log_formatting()  # as the app does: the same server's cost per frame
+write_frames_at_once()
 
 FRAMES_PER_SECOND = float(os.environ.get("STREAM_FRAMES_PER_SECOND", "20"))
 MODEL = os.environ.get("CLAUDE_MODEL", "claude-sonnet-4-6")

@@ -13,12 +13,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from chatsite.routing import websocket_urlpatterns  # noqa: E402
-from chatsite.wsframes import skip_frame_log_formatting  # noqa: E402
+from chatsite.wsframes import skip_frame_log_formatting, write_frames_at_once  # noqa: E402
 from conversations.recovery import recover_at_start  # noqa: E402
 
 recover_at_start()  # replies a crashed process left `streaming` become `interrupted`
 
 skip_frame_log_formatting()  # per frame sent (chatsite.wsframes)
+write_frames_at_once()
 
 application = ProtocolTypeRouter(
     {

@@ -137,6 +137,12 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_USER_MODEL = "accounts.User"
+# Sessions in the database, read through the cache (Redis, or this one process's memory:
+# without REDIS_URL the site is one process). Every chat socket opened loads its session:
+# from the cache that is a lookup instead of a query (the user's row is still read each
+# time, so a deactivated account or a changed password takes effect at once). Code that
+# deletes session rows must drop them from the cache too (accounts.data.end_sessions).
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

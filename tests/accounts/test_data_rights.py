@@ -9,6 +9,7 @@ import pytest
 from django.contrib.sessions.models import Session
 from django.test import Client
 
+from accounts.data import end_sessions
 from accounts.models import User
 from billing import reports
 from billing.models import LedgerEntry, UserBudget
@@ -131,6 +132,20 @@ def test_deleting_removes_content_anonymises_the_ledger_and_ends_sessions(user, 
     assert str(user.pk) not in sessions
     assert Conversation.objects.filter(pk=theirs.pk).exists()
     assert signed_in(other_user).get(f"/c/{theirs.pk}/").status_code == 200
+
+
+def test_ending_sessions_signs_the_person_out_though_sessions_are_read_through_the_cache(
+    user, other_user
+):
+    phone, laptop, theirs = signed_in(user), signed_in(user), signed_in(other_user)
+    for client in (phone, laptop, theirs):  # each session now cached as well as stored
+        assert client.get("/").status_code == 200
+
+    assert end_sessions(user.pk) == 2
+
+    for client in (phone, laptop):
+        assert client.get("/").status_code == 302
+    assert theirs.get("/").status_code == 200
 
 
 def test_a_deleted_username_can_be_taken_again(user):

@@ -1,7 +1,7 @@
 """Fewer round trips to the database on the hot path (a chat turn).
 
-`run_together` sends several statements in one round trip on Postgres (psycopg's pipeline
-mode: the server still runs them one after another, each with its own snapshot, so a
+`run_together` sends several statements in one round trip on Postgres (one query of several
+statements: the server still runs them one after another, each with its own snapshot, so a
 `SELECT ... FOR UPDATE` followed by a read behaves exactly as two separate calls) and one
 by one elsewhere (SQLite). `insert_statement` is the INSERT ... RETURNING id that
 `Model.save()` would run, so a row can join such a batch; `new_ids` takes primary keys
@@ -11,7 +11,6 @@ other can go in one batch.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 from collections.abc import Callable, Sequence
@@ -63,26 +62,38 @@ def close_orm_connections() -> None:
         done.result()
 
 
+SEPARATOR = ";\n"  # between the statements of a batch sent as one query (and in QueryLog)
+
+
 def run_together(statements: Sequence[Statement]) -> list[list[tuple]]:
     """Run the statements in order, in one round trip on Postgres; each one's rows.
 
-    Inside a transaction (the caller's `atomic()`) they are part of it. A failing statement
-    raises as it would alone (the ones after it are not run).
+    Inside a transaction (the caller's `atomic()`) they are part of it; outside one they
+    run as one (Postgres runs a query of several statements in one transaction). A failing
+    statement raises as it would alone (the ones after it are not run).
+
+    On Postgres they go as one query of several statements (psycopg's client-side binding,
+    Django's default): one send and one wait for the lot. psycopg's pipeline mode, used
+    before, sent and polled once per statement, and an ORM thread gives up the GIL at each
+    system call: under load each was a hand-over with the event loop (bench/README.md).
     """
     connection.ensure_connection()
-    with contextlib.ExitStack() as stack:
-        cursors = [stack.enter_context(connection.cursor()) for _ in statements]
-        batch = (
-            connection.connection.pipeline()
-            if connection.vendor == "postgresql"
-            else contextlib.nullcontext()
-        )
-        # An error surfaces when the batch is left, outside the cursors' own wrapping:
-        # Django's wrapper turns it into django.db's exception classes all the same.
-        with connection.wrap_database_errors, batch:  # leaving sends them, collects results
-            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+    if connection.vendor != "postgresql":
+        results = []
+        for sql, params in statements:
+            with connection.cursor() as cursor:
                 cursor.execute(sql, params)
-        return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+                results.append(cursor.fetchall() if cursor.description else [])
+        return results
+    sql = SEPARATOR.join(statement.rstrip().rstrip(";") for statement, _ in statements)
+    params = [value for _, values in statements for value in values]
+    results = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for _ in statements:
+            results.append(cursor.fetchall() if cursor.description else [])
+            cursor.nextset()
+    return results
 
 
 def insert_statement(obj: Model) -> Statement:
@@ -174,7 +185,7 @@ class QueryLog:
 
         def logged(cursor, sql, params, many, executor):
             with log._lock:
-                log.sql.append(sql)
+                log.sql.extend(sql.split(SEPARATOR))  # a batch: each of its statements
             return original(cursor, sql, params, many, executor)
 
         CursorWrapper._execute_with_wrappers = logged

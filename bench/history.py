@@ -9,9 +9,10 @@ would), so the measured turn has exactly N earlier messages.
 - queries_per_turn.hN: chatsite.db.QueryLog, the queries of every thread (the turn's ORM
   calls run on a pool of threads, chatsite.db.orm), from the message
   sent to the reply's final frame (socket connect excluded).
-- turn_ms.hN: from sending the message to the reply's row saved (post_save of the finished
-  reply), minus the upstream's own time (the fake API's span from receiving the request to
-  its last byte, timed by an ASGI wrapper in the same process). Median of the repetitions.
+- turn_ms.hN: from sending the message to the reply's row saved (the ORM call that saves
+  and settles it returned), minus the upstream's own time (the fake API's span from
+  receiving the request to its last byte, timed by an ASGI wrapper in the same process).
+  Median of the repetitions.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import connections
-from django.db.models.signals import post_save
 
 from bench import data
 from bench.clients import prompt
@@ -59,14 +59,33 @@ class TimedUpstream:
 
 
 class SavedReplies:
-    """When each finished reply row was saved."""
+    """When each finished reply was saved: the ORM call that saves and settles it
+    (`conversations.turns._finish_and_log`, wrapped) returned, its transaction committed.
+    (Until 2026-12-07 the reply's own save(), timed by post_save; the save now goes in a
+    batch with the settlement.)"""
 
     def __init__(self) -> None:
         self.saved: dict[int, float] = {}
+        self._original = None
 
-    def __call__(self, sender, instance, **kwargs) -> None:
-        if instance.role == "assistant" and instance.status != "streaming":
-            self.saved[instance.pk] = time.perf_counter()
+    def __enter__(self) -> SavedReplies:
+        from conversations import turns
+
+        original = self._original = turns._finish_and_log
+
+        def timed(conversation, reply, *args, **kwargs):
+            try:
+                return original(conversation, reply, *args, **kwargs)
+            finally:
+                self.saved[reply.pk] = time.perf_counter()
+
+        turns._finish_and_log = timed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from conversations import turns
+
+        turns._finish_and_log = self._original
 
 
 async def _open(application, user: data.BenchUser, conversation_id: int):
@@ -97,12 +116,10 @@ async def _send_and_wait(communicator, text: str) -> float:
 async def measure(application, *, repeats: int) -> dict:
     from conversations.claude.client import reset_clients
     from conversations.generations import generations
-    from conversations.models import Message
 
     fake = FakeAnthropic(ttft=0.02, tokens_per_second=2000, api_key=API_KEY)
     upstream = TimedUpstream(fake)
-    saved = SavedReplies()
-    post_save.connect(saved, sender=Message, dispatch_uid="bench-saved-replies")
+    saved = SavedReplies().__enter__()
     user = await sync_to_async(data.make_user)("history")
     results: dict = {}
     async with aserving(upstream) as base_url:
@@ -135,7 +152,7 @@ async def measure(application, *, repeats: int) -> dict:
                 "median_ms": statistics.median(times),
             }
             print(f"  h{n}: queries {queries}, turn {results[n]['turn_ms']}", flush=True)
-    post_save.disconnect(sender=Message, dispatch_uid="bench-saved-replies")
+    saved.__exit__()
     await sync_to_async(connections.close_all)()
     figures = {f"queries_per_turn.h{n}": max(r["queries"]) for n, r in results.items()}
     figures["turn_ms.h10"] = round(results[10]["median_ms"], 2)

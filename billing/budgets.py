@@ -20,7 +20,7 @@ recorded as unpriced (cost NULL), never billed at a guessed price.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -365,6 +365,7 @@ def settle(
     message_id: int | None = None,
     conversation_exists: bool = False,
     along: Sequence[Statement] = (),
+    check_along: Callable[[list[list[tuple]]], None] | None = None,
 ) -> LedgerEntry:
     """Write the call's ledger row at its real cost and release its reservation, atomically.
 
@@ -372,8 +373,9 @@ def settle(
     (see Tokens.from_usage); failed and stopped calls pass whatever usage they got ({} if
     none). Settling twice writes two ledger rows but releases the hold only once.
     `conversation_exists`: the caller wrote to the conversation in this transaction, so it
-    need not be looked up. `along`: the caller's own statements (no rows wanted), sent to
-    the database with the release, in the same transaction.
+    need not be looked up. `along`: the caller's own statements, sent to the database with
+    the release, in the same transaction; `check_along` gets their rows (and may raise,
+    which fails the transaction).
     """
     tokens = Tokens.from_usage(usage)
     price = price_for(model, at=reservation.created_at)
@@ -387,6 +389,8 @@ def settle(
     # the rollups.
     with transaction.atomic(savepoint=False):
         rows = run_together([*along, *_release(reservation, spent=cost or Decimal(0))])
+        if check_along is not None:
+            check_along(rows[: len(along)])
         released = rows[len(along)]  # the hold's row, if this call released it
         # The ledger's references are not constraints: drop any deleted meanwhile.
         if not released and not _exists(get_user_model(), user_id):

@@ -23,6 +23,7 @@ from django.db import connection, connections
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Model, QuerySet
 from django.db.models.sql import InsertQuery
+from django.db.models.sql.subqueries import UpdateQuery
 
 Statement = tuple[str, Sequence[Any]]
 
@@ -77,6 +78,8 @@ def run_together(statements: Sequence[Statement]) -> list[list[tuple]]:
     before, sent and polled once per statement, and an ORM thread gives up the GIL at each
     system call: under load each was a hand-over with the event loop (bench/README.md).
     """
+    if not statements:
+        return []
     connection.ensure_connection()
     if connection.vendor != "postgresql":
         results = []
@@ -130,6 +133,33 @@ def _compile_insert(obj: Model) -> tuple[str, list[Any], Any, list[Any]]:
 
 def _values(compiler, fields: list[Any], obj: Model) -> list[Any]:
     return [compiler.prepare_value(f, compiler.pre_save_val(f, obj)) for f in fields]
+
+
+def update_statement(obj: Model, fields: Sequence[str]) -> Statement:
+    """The UPDATE that `obj.save(update_fields=fields)` would run, returning the primary key
+    (no row: nothing was updated, where save() would raise), so a save can join a batch.
+
+    Compiled once per model and fields, as `insert_statement`; unlike save(), it sends no
+    `pre_save`/`post_save` signals.
+    """
+    meta = obj._meta
+    concrete = [meta.get_field(name) for name in fields]
+    values = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in concrete]
+    key = (type(obj), connection.vendor, tuple(fields))
+    sql = _UPDATES.get(key)
+    if sql is None:
+        query = UpdateQuery(type(obj))
+        query.add_update_fields([(f, None, f.pre_save(obj, False)) for f in concrete])
+        query.add_filter("pk", obj.pk)
+        sql, params = query.get_compiler(connection=connection).as_sql()
+        sql += f" RETURNING {connection.ops.quote_name(meta.pk.column)}"
+        if list(params) != [*values, obj.pk]:  # a field with its own SQL: no reuse
+            return sql, list(params)
+        _UPDATES[key] = sql
+    return sql, [*values, obj.pk]
+
+
+_UPDATES: dict[tuple[type[Model], str, tuple[str, ...]], str] = {}
 
 
 def new_ids(model: type[Model], count: int) -> Statement | None:

@@ -3,7 +3,7 @@
 import pytest
 from django.db import DatabaseError, transaction
 
-from chatsite.db import insert_statement, new_ids, run_together, saved
+from chatsite.db import insert_statement, new_ids, run_together, saved, update_statement
 from conversations.models import Conversation, Message
 from tests.factories import ConversationFactory
 
@@ -58,6 +58,28 @@ def test_the_compiled_insert_is_the_one_save_would_run():
     assert list(
         Message.objects.order_by("id").values_list("role", "content", "tokens", "status")
     ) == [("user", "One", 3, "complete"), ("assistant", "Two", None, "stopped")]
+
+
+def test_the_compiled_update_saves_the_fields_named_and_says_whether_the_row_was_there():
+    conversation = ConversationFactory()
+    first = Message.objects.create(conversation=conversation, role="assistant", status="streaming")
+    second = Message.objects.create(conversation=conversation, role="assistant", status="streaming")
+    for message, text in ((first, "One"), (second, "Two")):  # the second reuses the SQL
+        message.content, message.status, message.tokens = text, "complete", 7
+        [rows] = run_together([update_statement(message, ["content", "status"])])
+        assert rows == [(message.pk,)]
+
+    assert list(Message.objects.order_by("id").values_list("content", "status", "tokens")) == [
+        ("One", "complete", None),  # tokens was not named: not saved, as save(update_fields=)
+        ("Two", "complete", None),
+    ]
+    Message.objects.filter(pk=first.pk).delete()
+    first.content = "Gone"
+    assert run_together([update_statement(first, ["content", "status"])]) == [[]]
+
+
+def test_an_empty_batch_sends_nothing():
+    assert run_together([]) == []
 
 
 def test_ids_taken_ahead_let_rows_that_refer_to_each_other_go_in_one_batch():

@@ -68,7 +68,7 @@ class SavedReplies:
         self.saved: dict[int, float] = {}
         self._original = None
 
-    def __enter__(self) -> SavedReplies:
+    def install(self) -> SavedReplies:
         from conversations import turns
 
         original = self._original = turns._finish_and_log
@@ -82,7 +82,7 @@ class SavedReplies:
         turns._finish_and_log = timed
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def remove(self) -> None:
         from conversations import turns
 
         turns._finish_and_log = self._original
@@ -119,7 +119,7 @@ async def measure(application, *, repeats: int) -> dict:
 
     fake = FakeAnthropic(ttft=0.02, tokens_per_second=2000, api_key=API_KEY)
     upstream = TimedUpstream(fake)
-    saved = SavedReplies().__enter__()
+    saved = SavedReplies().install()
     user = await sync_to_async(data.make_user)("history")
     results: dict = {}
     async with aserving(upstream) as base_url:
@@ -152,7 +152,7 @@ async def measure(application, *, repeats: int) -> dict:
                 "median_ms": statistics.median(times),
             }
             print(f"  h{n}: queries {queries}, turn {results[n]['turn_ms']}", flush=True)
-    saved.__exit__()
+    saved.remove()
     await sync_to_async(connections.close_all)()
     figures = {f"queries_per_turn.h{n}": max(r["queries"]) for n, r in results.items()}
     figures["turn_ms.h10"] = round(results[10]["median_ms"], 2)

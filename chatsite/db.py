@@ -193,6 +193,21 @@ def compiled(queryset: QuerySet) -> tuple[str, list[Any]]:
     return sql, list(params)
 
 
+def per_vendor[T](build: Callable[[], T]) -> Callable[[], T]:
+    """`build()` once per database vendor (the SQL of Postgres and SQLite differs): for
+    queries compiled once per process (`compiled`) and bound per call (`bind`)."""
+    built: dict[str, T] = {}
+
+    @functools.wraps(build)
+    def once() -> T:
+        found = built.get(connection.vendor)
+        if found is None:
+            found = built[connection.vendor] = build()
+        return found
+
+    return once
+
+
 def bind(params: list[Any], values: dict[Any, Any]) -> list[Any]:
     """The parameters with each placeholder value (a key of `values`) replaced."""
     return [values.get(p, p) if isinstance(p, int) else p for p in params]

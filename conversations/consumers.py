@@ -7,11 +7,12 @@ import html
 import logging
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.http import Http404
 from django.template.loader import render_to_string
 
-from chatsite.db import bind, compiled, orm, run_together
+from chatsite.db import bind, compiled, orm, per_vendor, run_together
 from conversations import streambuffer, tabs
 from conversations.claude.streaming import group_name
 from conversations.frames import FrameRejected, parse_frame
@@ -43,30 +44,26 @@ def _sent_frame() -> str:
 
 _TAB = -7_318_244_903  # stand for the conversation's id and its owner's in the compiled
 _OWNER = -7_318_244_905  # queries of `_open_tab`
-_TAB_QUERIES: dict[str, tuple] = {}  # per database vendor
 
 
+@per_vendor
 def _tab_queries() -> tuple:
-    found = _TAB_QUERIES.get(connection.vendor)
-    if found is None:
-        fields = [f.attname for f in Conversation._meta.concrete_fields]
-        owned = Conversation.objects.filter(pk=_TAB, user_id=_OWNER).order_by()
-        streaming = Message.objects.filter(
-            conversation_id=_TAB, conversation__user_id=_OWNER, status=Message.Status.STREAMING
-        ).order_by()
-        found = _TAB_QUERIES[connection.vendor] = (
-            fields,
-            compiled(owned.values_list(*fields)),
-            compiled(streaming.values_list("id")),
-        )
-    return found
+    """A socket's conversation, its owner's (`for_user`, the one access path), and its
+    replies still streaming, compiled."""
+    owner = get_user_model()(pk=_OWNER)
+    fields = [f.attname for f in Conversation._meta.concrete_fields]
+    owned = Conversation.objects.for_user(owner).filter(pk=_TAB).order_by()
+    streaming = Message.objects.filter(
+        conversation_id=_TAB, conversation__user=owner, status=Message.Status.STREAMING
+    ).order_by()
+    return fields, compiled(owned.values_list(*fields)), compiled(streaming.values_list("id"))
 
 
 def _open_tab(user, conversation_id: object) -> tuple[Conversation, list[int]]:
     """The user's conversation (or Http404) and its replies still streaming: one ORM hop,
-    one round trip. The owner is the filter, as in `conversation_for_user`; the queries are
-    compiled once (building and compiling them cost more than running them: a socket opens
-    for every page of a conversation)."""
+    one round trip. The owner is the filter (`for_user`, as in `conversation_for_user`); the
+    queries are compiled once (building and compiling them cost more than running them: a
+    socket opens for every page of a conversation)."""
     try:
         pk = int(conversation_id)
     except (TypeError, ValueError) as exc:

@@ -29,6 +29,7 @@ from chatsite.db import (
     insert_statement,
     new_ids,
     orm,
+    per_vendor,
     run_together,
     saved,
     update_statement,
@@ -195,28 +196,26 @@ def _reply_statements(
 
 
 _CONVERSATION = -7_318_244_901  # stands for the conversation's id in the compiled queries
-_STARTING: dict[str, tuple] = {}  # per database vendor: the queries that start a turn
 
 
+@per_vendor
 def _starting_queries() -> tuple:
-    found = _STARTING.get(connection.vendor)
-    if found is None:
-        locked = [f.attname for f in Conversation._meta.concrete_fields]
-        wanted = {*CONTEXT_FIELDS, "status"}
-        fields = [f.attname for f in Message._meta.concrete_fields if f.attname in wanted]
-        start = Conversation.objects.filter(pk=_CONVERSATION).values("context_start_id")
-        lock = Conversation.objects.select_for_update().filter(pk=_CONVERSATION)
-        read = Message.objects.filter(
-            conversation_id=_CONVERSATION, id__gte=Coalesce(Subquery(start), 0)
-        )
-        found = _STARTING[connection.vendor] = (
-            locked,
-            compiled(lock.values_list(*locked)),
-            namedtuple("ContextMessage", fields),
-            compiled(read.chronological().values_list(*fields)),
-            new_ids(Message, 2),
-        )
-    return found
+    """The queries that start a turn, compiled."""
+    locked = [f.attname for f in Conversation._meta.concrete_fields]
+    wanted = {*CONTEXT_FIELDS, "status"}
+    fields = [f.attname for f in Message._meta.concrete_fields if f.attname in wanted]
+    start = Conversation.objects.filter(pk=_CONVERSATION).values("context_start_id")
+    lock = Conversation.objects.select_for_update().filter(pk=_CONVERSATION)
+    read = Message.objects.filter(
+        conversation_id=_CONVERSATION, id__gte=Coalesce(Subquery(start), 0)
+    )
+    return (
+        locked,
+        compiled(lock.values_list(*locked)),
+        namedtuple("ContextMessage", fields),
+        compiled(read.chronological().values_list(*fields)),
+        new_ids(Message, 2),
+    )
 
 
 def _locked_with_context(conversation_id: int) -> tuple[Conversation, list[tuple], list[int]]:

@@ -155,3 +155,23 @@ def test_the_query_log_sees_queries_of_every_thread():
     query()  # after the log is left: not seen
     assert len(log.sql) == 2
     assert all("conversations_conversation" in sql for sql in log.sql)
+
+
+def test_a_large_batch_is_parsed_once_and_remembered():
+    """psycopg parses a query's placeholders once for a batch of a turn's size (89 parameters,
+    over 4,096 characters): the second run of the same batch finds it remembered."""
+    from psycopg import _queries
+
+    conversation = ConversationFactory()
+    statements = [
+        insert_statement(Message(conversation=conversation, role="user", content=f"Hi {i}"))
+        for i in range(5)
+    ]
+    assert sum(len(params) for _, params in statements) > 50
+    run_together(statements)
+    before = _queries._query2pg_client.cache_info()
+    run_together([insert_statement(Message(conversation=conversation, role="user", content="Again"))
+                  for _ in range(5)])  # fmt: skip
+    after = _queries._query2pg_client.cache_info()
+    assert after.hits == before.hits + 1
+    assert after.misses == before.misses

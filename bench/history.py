@@ -114,7 +114,7 @@ async def _send_and_wait(communicator, text: str) -> float:
 
 
 async def measure(application, *, repeats: int) -> dict:
-    from conversations.claude.client import reset_clients
+    from conversations.claude.client import aclose_client, reset_clients
     from conversations.generations import generations
 
     fake = FakeAnthropic(ttft=0.02, tokens_per_second=2000, api_key=API_KEY)
@@ -153,6 +153,7 @@ async def measure(application, *, repeats: int) -> dict:
             }
             print(f"  h{n}: queries {queries}, turn {results[n]['turn_ms']}", flush=True)
     saved.remove()
+    await aclose_client()  # its aiohttp session belongs to this loop
     await sync_to_async(connections.close_all)()
     figures = {f"queries_per_turn.h{n}": max(r["queries"]) for n, r in results.items()}
     figures["turn_ms.h10"] = round(results[10]["median_ms"], 2)

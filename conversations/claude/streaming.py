@@ -51,7 +51,7 @@ class ReplyRequest:
 
         Sent with the SDK's own `post` (its auth, headers, errors and stream): `create()`
         first deep-copies the whole body, every message dict, to prepare it, 0.4 ms for a
-        full context (690 messages, 208 KB) on every turn, for values that are plain JSON.
+        full context (686 messages, 208 KB) on every turn, for values that are plain JSON.
         """
         body: dict = {
             "model": self.model,

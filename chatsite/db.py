@@ -156,12 +156,13 @@ def update_statement(obj: Model, fields: Sequence[str]) -> Statement:
     """
     meta = obj._meta
     concrete = [meta.get_field(name) for name in fields]
-    values = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in concrete]
+    raw = [(f, f.pre_save(obj, False)) for f in concrete]  # once: an auto_now field moves on
+    values = [f.get_db_prep_save(value, connection) for f, value in raw]
     key = (type(obj), connection.vendor, tuple(fields))
     sql = _UPDATES.get(key)
     if sql is None:
         query = UpdateQuery(type(obj))
-        query.add_update_fields([(f, None, f.pre_save(obj, False)) for f in concrete])
+        query.add_update_fields([(f, None, value) for f, value in raw])
         query.add_filter("pk", obj.pk)
         sql, params = query.get_compiler(connection=connection).as_sql()
         sql += f" RETURNING {connection.ops.quote_name(meta.pk.column)}"

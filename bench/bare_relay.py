@@ -1,7 +1,7 @@
 """The floor for `cpu_ms_per_1k_tokens`: a minimal WebSocket relay of the same stream.
 
 Same SDK call (`messages.create(stream=True)`, one client per process on the SDK's aiohttp
-transport, its raw events parsed with `json.loads` as conversations.claude.streaming
+transport, its raw events parsed with `orjson.loads` as conversations.claude.streaming
 does, without importing Django), same fake API,
 same coalescing as conversations.claude.streaming.DeltaRelay (the first frame at once, then
 at most STREAM_FRAMES_PER_SECOND), the same HTML delta frames and a final
@@ -20,6 +20,7 @@ import json
 import os
 
 import anthropic
+import orjson
 from anthropic._streaming import SSEDecoder, async_iter_response_bytes
 
 from chatsite.wsframes import skip_frame_log_formatting, write_frames_at_once
@@ -114,7 +115,7 @@ async def relay(send, text: str) -> None:
                 async_iter_response_bytes(stream.response, client())
             ):
                 if sse.event == "content_block_delta":
-                    delta = json.loads(sse.data)["delta"]
+                    delta = orjson.loads(sse.data)["delta"]
                     if delta.get("type") == "text_delta":
                         parts.append(delta["text"])
                         coalescer.push(delta["text"])

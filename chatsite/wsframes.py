@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+from pprint import pformat
+
 
 def _plain(value, *args, **kwargs):
     return value
+
+
+class _PrettyWhenShown:
+    """`pformat(value)`, made only if a log message that holds it is formatted."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        return format(pformat(self.value), spec)
+
+    def __str__(self) -> str:
+        return pformat(self.value)
 
 
 def skip_frame_log_formatting() -> None:
     """autobahn formats the arguments of a debug message for every WebSocket frame it sends
     (`hltype`/`hlval`: qualified names coloured with click), with debug logging on or off:
     2-3% of the process's CPU at 300 streams. Its websocket module gets pass-through
-    versions (a debug message, when on, shows the plain values). No Django here: the bench's
-    bare relay applies it too."""
+    versions (a debug message, when on, shows the plain values). Likewise every connection
+    pretty-printed its 40 settings for a debug message (`pformat`: 1.2% of the CPU in the
+    cpu benchmark, a socket per turn); that is now done only if the message is written. No
+    Django here: the bench's bare relay applies it too."""
     import autobahn.websocket.protocol
 
     autobahn.websocket.protocol.hltype = autobahn.websocket.protocol.hlval = _plain
+    autobahn.websocket.protocol.pformat = _PrettyWhenShown
+    # The module's one other use of it must still give a string.
+    autobahn.websocket.protocol.Timings.__str__ = lambda self: pformat(self._timings)
 
 
 def write_frames_at_once() -> None:

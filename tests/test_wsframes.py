@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pprint import pformat
 
 import pytest
 from twisted.internet import main, tcp
@@ -90,3 +91,30 @@ def test_text_is_refused_as_before(pair):
     connection, _, _ = pair
     with pytest.raises(TypeError):
         connection.write("text")
+
+
+def test_a_connections_settings_are_pretty_printed_only_when_the_debug_message_is_written(
+    monkeypatch,
+):
+    """autobahn logs a connection's settings at debug level, pretty-printed with or without
+    debug logging: the printing now waits until the message is formatted."""
+    import autobahn.websocket.protocol as protocol
+    from twisted.logger import formatEvent
+
+    from chatsite import wsframes
+
+    made = []
+
+    def counting(value):
+        made.append(value)
+        return pformat(value)
+
+    monkeypatch.setattr(wsframes, "pformat", counting)
+    settings = [("autoPingInterval", 0, "factory"), ("openHandshakeTimeout", 5, "factory")]
+    event = {"log_format": "\n{attrs}", "attrs": protocol.pformat(settings)}
+    assert made == []  # nothing printed while the message is only made
+    assert formatEvent(event) == "\n" + pformat(settings)
+    assert made == [settings]
+    timings = protocol.Timings()
+    timings.track("onOpen")
+    assert isinstance(str(timings), str) and "onOpen" in str(timings)

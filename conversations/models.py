@@ -179,8 +179,12 @@ class Message(models.Model):
         INTERRUPTED = "interrupted"
         FAILED = "failed"
 
+    # No index of its own: msg_conv_order (conversation, id) serves every lookup by
+    # conversation. With both, the planner took the single-column one for a turn's context
+    # read whenever its statistics put few messages in a conversation, then read and sorted
+    # the whole conversation: 2 ms instead of 0.3 for a full context at 10,000 messages.
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="messages"
+        Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
     )
     role = models.CharField(max_length=10, choices=Role.choices)
     content = models.TextField(blank=True, default="")

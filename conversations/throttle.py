@@ -1,5 +1,14 @@
 """Limits checked before any call to Claude: rate limits per user and global, and a
-per-process cap on concurrent calls."""
+per-process cap on concurrent calls.
+
+The rate limits are sliding window counters (`limits`' SlidingWindowCounterRateLimiter): per
+limit, this window's count plus the last window's weighted by how much of it still overlaps,
+two counters in memory or in Redis whatever a request costs. The moving window used before
+kept an entry per token: a request of 2,000 tokens pushed 2,000 list entries (in Redis, from
+a Lua loop), and in memory its expiry sweep held each limit's lock across a hop to a thread
+(`asyncio.to_thread`) about 25 times a second, so a turn's check waited behind it: at 200
+streams, 35-42 ms at p99 before the turn could start (bench/README.md).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +22,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
-_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MovingWindowRateLimiter] = (
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SlidingWindowCounterRateLimiter] = (
     weakref.WeakKeyDictionary()
 )
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
@@ -59,11 +68,11 @@ def _parse(value: str) -> RateLimitItem:
     return parse(value)
 
 
-def limiter() -> MovingWindowRateLimiter:
+def limiter() -> SlidingWindowCounterRateLimiter:
     loop = asyncio.get_running_loop()
     found = _limiters.get(loop)
     if found is None:
-        found = _limiters[loop] = MovingWindowRateLimiter(_storage())
+        found = _limiters[loop] = SlidingWindowCounterRateLimiter(_storage())
     return found
 
 

@@ -102,3 +102,46 @@ async def test_bytes_for_a_2000_token_reply_are_20_times_those_of_a_100_token_re
     short = await bytes_of_a_turn(user, 101) - fixed
     long = await bytes_of_a_turn(user, 2001) - fixed
     assert abs(long - 20 * short) <= 0.1 * 20 * short, (fixed, short, long)
+
+
+def test_a_long_conversations_context_is_read_in_order_from_its_index(user):
+    """The planner's statistics say a conversation has a couple of messages (taken before one
+    grew to 2,000): the context read still walks msg_conv_order from the context's start, in
+    order, and reads no other message. (With Message.conversation's own index it took that
+    one, read the whole conversation and sorted it.)"""
+    from django.db import connection
+
+    from chatsite.db import bind
+    from conversations import turns
+
+    if connection.vendor != "postgresql":
+        pytest.skip("Postgres' planner")
+    for _ in range(20):
+        add_history(ConversationFactory(user=user), 2)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE conversations_message")
+    long = ConversationFactory(user=user)
+    add_history(long, 2_000)
+    ids = list(long.messages.order_by("id").values_list("id", flat=True))
+    long.context_start_id = ids[-100]
+    long.save(update_fields=["context_start_id"])
+
+    *_, (read_sql, read_params), _ = turns._starting_queries()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + read_sql,
+            bind(read_params, {turns._CONVERSATION: long.pk}),
+        )
+        [[[explained]]] = cursor.fetchall()
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    plan = list(nodes(explained["Plan"]))
+    scans = [n for n in plan if n.get("Relation Name") == "conversations_message"]
+    assert [n.get("Index Name") for n in scans] == ["msg_conv_order"]
+    assert scans[0]["Actual Rows"] == 100
+    assert scans[0].get("Rows Removed by Filter", 0) == 0
+    assert not [n for n in plan if n["Node Type"] == "Sort"]

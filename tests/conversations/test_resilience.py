@@ -190,7 +190,7 @@ async def test_fallback_model_takes_over_on_sustained_overload(user, fake_api, s
 
 
 async def test_rate_limit_refuses_before_saving_and_says_when(user, fake_api, settings):
-    settings.RATE_LIMIT_USER_REQUESTS = "2/minute"
+    settings.RATE_LIMIT_USER_REQUESTS = "2/hour"  # exact unless a new window begins mid-test
     conversation = await sync_to_async(ConversationFactory)(user=user)
     communicator, _, _ = await open_socket(user, conversation.pk)
     for text in ("one", "two"):

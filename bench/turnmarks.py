@@ -6,9 +6,11 @@ Each chat message the app receives gets a record (a context variable, so the ORM
 the reply's tasks write to the same one): received by the consumer, rate limits checked,
 the turn's ORM call started and ended in its thread, back on the loop, the request's body
 made (the request leaves right after), the first text delta read, its frame handed to the
-socket. When daphne exits, bench/results/turnmarks-app.json (ignored by git) gets each
-segment's percentiles over the turns of the last served run whose records are complete
-(warm-up included: a load's first turns are a small share), and the records themselves.
+socket; then the reply's end: its last delta frame, its save and settlement (the ORM call)
+started and ended, its final frame handed to the socket. When daphne exits,
+bench/results/turnmarks-app.json (ignored by git) gets each segment's percentiles over the
+turns of the last served run whose records are complete (warm-up included: a load's first
+turns are a small share), and the records themselves.
 The clock is `time.perf_counter` (CLOCK_MONOTONIC, the same in every process), so a load
 client's own timestamps line up with these.
 """
@@ -37,6 +39,10 @@ SEGMENTS = (  # name, from, to
     ("to the request's body", "back", "request"),
     ("received to the request", "received", "request"),
     ("first delta to its frame", "delta", "frame_start"),
+    ("last delta frame to the reply's save started", "last_frame", "finish"),
+    ("the reply's save and settlement (ORM call)", "finish", "finish_end"),
+    ("saved to the final frame", "finish_end", "final_frame"),
+    ("last delta frame to the final frame", "last_frame", "final_frame"),
 )
 
 
@@ -69,6 +75,7 @@ def install() -> None:
 
     consumers.ConversationConsumer.receive = received
     turns._create_turn = _marked("orm", turns._create_turn)
+    turns._finish_and_log = _marked("finish", turns._finish_and_log)
     turns._start = _marked("back", turns._start, once=True)
     streaming.ReplyRequest.body = _marked("request", streaming.ReplyRequest.body, once=True)
     streaming.DeltaRelay.push = _marked("delta", streaming.DeltaRelay.push, once=True)
@@ -87,9 +94,12 @@ def install() -> None:
 
     async def delivered(conversation_id, event):
         record = _record.get()
-        if record is not None and "frame_start" not in record and event["type"] == "reply.delta":
-            record["frame_start"] = clock()
+        if record is not None and event["type"] == "reply.delta":
+            record.setdefault("frame_start", clock())
+            record["last_frame"] = clock()  # the latest so far
         await deliver(conversation_id, event)
+        if record is not None and event["type"] == "reply.finished":
+            record["final_frame"] = clock()
 
     tabs.deliver = delivered
 

@@ -26,7 +26,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.utils import timezone
 
 from billing.models import (
@@ -43,7 +42,15 @@ from billing.models import (
 from billing.pricing import price_for
 from billing.rollups import rollup_statements
 from billing.tokens import Tokens
-from chatsite.db import Statement, insert_statement, orm, run_together, saved
+from chatsite.db import (
+    Statement,
+    commit_with,
+    ending_in_batch,
+    insert_statement,
+    orm,
+    run_together,
+    saved,
+)
 from conversations.models import Conversation
 
 WARNING_SHARE = Decimal("0.8")
@@ -155,8 +162,10 @@ def reserve(
         cache_ttl=cache_ttl,
         at=at,
     )
-    with transaction.atomic(savepoint=False):  # its own transaction when not in one
-        outcome = hold.outcome(run_together(hold.statements))
+    with ending_in_batch():  # its own transaction when not in one
+        outcome = hold.outcome(run_together(hold.first))
+        if not isinstance(outcome, BudgetExceeded):
+            commit_with(hold.last)
     if isinstance(outcome, BudgetExceeded):
         raise outcome  # out of the block: an exception in it would doom the caller's
     return outcome
@@ -168,8 +177,11 @@ class Hold:
 
     The statements add the hold to the user's month, then to the global month (each upsert
     locks its row until the transaction ends: the same lock order everywhere), and insert the
-    reservation. Raises UnpricedModel at once for a model without a price while a budget
-    applies.
+    reservation. Without a site cap the global month's hold cannot refuse, so it comes last:
+    `first` are the statements whose rows `outcome()` needs, `last` the rest, which a caller
+    may send later in the transaction, with its COMMIT (chatsite.db.commit_with): the one row
+    every call of the site updates is then locked for no round trip of the client. Raises
+    UnpricedModel at once for a model without a price while a budget applies.
     """
 
     def __init__(
@@ -217,11 +229,14 @@ class Hold:
             created_at=at,
             expires_at=at + (BATCH_HOLD if batch else HOLD),
         )
-        self.statements = [
-            (_USER_HOLD, [user_id, month, amount, user_id]),
-            (_GLOBAL_HOLD, [month, amount]),
-            insert_statement(self.reservation),
-        ]
+        user_hold = (_USER_HOLD, [user_id, month, amount, user_id])
+        site_hold = (_GLOBAL_HOLD, [month, amount])
+        reservation_row = insert_statement(self.reservation)
+        if self.cap is None:
+            self.first, self.last = [user_hold, reservation_row], [site_hold]
+        else:
+            self.first, self.last = [user_hold, site_hold, reservation_row], []
+        self.statements = [*self.first, *self.last]
 
     def outcome(self, rows: list[list[tuple]]) -> Reservation | BudgetExceeded:
         """The saved reservation, or the refusal (to raise) with the holds given back.
@@ -238,13 +253,19 @@ class Hold:
                 user_id=self.user_id if outcome.scope == "user" else None, now=self.now
             )
         ):
-            outcome = self._take(run_together(self.statements))
+            outcome = self._take(run_together(self.statements[: len(rows)]))
         return outcome
 
     def _take(self, rows: list[list[tuple]]) -> Reservation | BudgetExceeded:
-        [user_row], [site_row], inserted = rows
+        """`rows`: those of `first`, or of all the statements."""
+        if self.last:  # no cap: the site's hold is last, and ran only if its rows are here
+            [user_row], inserted, *site_ran = rows
+            site, site_held = Decimal(0), bool(site_ran)
+        else:
+            [user_row], [site_row], inserted = rows
+            site, _ = _committed(site_row)
+            site_held = True
         committed, override = _committed(user_row)
-        site, _ = _committed(site_row)
         limit = _limit(override) if override is not None else default_user_budget()
         month, amount = self.month, self.amount
         if limit is not None and committed > limit:
@@ -263,8 +284,9 @@ class Hold:
             reservation = saved(self.reservation, inserted)
             reservation.warning = warning_message(committed, limit, month)
             return reservation
-        # Give both holds back and drop the row, as for a call that never ran.
-        run_together(_release(saved(self.reservation, inserted), spent=Decimal(0)))
+        # Give the holds back and drop the row, as for a call that never ran.
+        reservation = saved(self.reservation, inserted)
+        run_together(_release(reservation, spent=Decimal(0), site=site_held))
         return refusal
 
 
@@ -322,13 +344,15 @@ def _refusal(*, limit: Decimal, committed: Decimal, amount: Decimal, month: dt.d
     )
 
 
-def _release(reservation: Reservation, *, spent: Decimal) -> list[Statement]:
-    """Take the reservation's hold off both months (if it is still held) and add `spent`.
+def _release(reservation: Reservation, *, spent: Decimal, site: bool = True) -> list[Statement]:
+    """Take the reservation's hold off both months (if it is still held) and add `spent`
+    (`site=False`: the user's month only, the site's hold not having been made).
 
     The first statement locks the reservation's row and returns it if it was still there:
     a concurrent release of the same hold waits, then finds it gone and gives back nothing,
     so a hold is released once. The months (the user's row first) take the amount from the
-    row, then it goes.
+    row, then it goes. The first statement touches no shared row; the others may go with the
+    transaction's COMMIT (chatsite.db.commit_with).
     """
     pk, user_id, month = reservation.pk, reservation.user_id, reservation.month
     # ROUND(..., 6): SQLite does decimal arithmetic in floating point (see _USER_HOLD).
@@ -342,10 +366,16 @@ def _release(reservation: Reservation, *, spent: Decimal) -> list[Statement]:
             f"reserved = {released} WHERE user_id = %s AND month = %s",
             [spent, pk, user_id, month],
         ),
-        (
-            "UPDATE billing_globalmonth SET spent = ROUND(spent + %s, 6), "  # noqa: S608
-            f"reserved = {released} WHERE month = %s",
-            [spent, pk, month],
+        *(
+            [
+                (
+                    "UPDATE billing_globalmonth SET spent = ROUND(spent + %s, 6), "  # noqa: S608
+                    f"reserved = {released} WHERE month = %s",
+                    [spent, pk, month],
+                )
+            ]
+            if site
+            else []
         ),
         ("DELETE FROM billing_reservation WHERE id = %s", [pk]),
     ]
@@ -366,6 +396,7 @@ def settle(
     conversation_exists: bool = False,
     along: Sequence[Statement] = (),
     check_along: Callable[[list[list[tuple]]], None] | None = None,
+    last: bool = False,
 ) -> LedgerEntry:
     """Write the call's ledger row at its real cost and release its reservation, atomically.
 
@@ -375,7 +406,8 @@ def settle(
     `conversation_exists`: the caller wrote to the conversation in this transaction, so it
     need not be looked up. `along`: the caller's own statements, sent to the database with
     the release, in the same transaction; `check_along` gets their rows (and may raise,
-    which fails the transaction).
+    which fails the transaction). `last`: nothing runs in the caller's transaction after
+    this, so the settlement's last round trip may carry its COMMIT (chatsite.db.commit_with).
     """
     tokens = Tokens.from_usage(usage)
     price = price_for(model, at=reservation.created_at)
@@ -385,10 +417,12 @@ def settle(
     user_id = reservation.user_id
     conversation_id = getattr(conversation, "pk", conversation)
     # No savepoint inside a caller's transaction: a failure here fails the caller's too.
-    # Two round trips: the caller's statements with the release, then the ledger row with
-    # the rollups.
-    with transaction.atomic(savepoint=False):
-        rows = run_together([*along, *_release(reservation, spent=cost or Decimal(0))])
+    # Two round trips: the caller's statements with the hold's row locked; then the months,
+    # the ledger row and the rollups (rows every call of the site updates), with the COMMIT
+    # where the transaction ends here (chatsite.db.commit_with).
+    lock_hold, *give_back = _release(reservation, spent=cost or Decimal(0))
+    with ending_in_batch(last=last):
+        rows = run_together([*along, lock_hold])
         if check_along is not None:
             check_along(rows[: len(along)])
         released = rows[len(along)]  # the hold's row, if this call released it
@@ -419,8 +453,8 @@ def settle(
             request_id=request_id[:100],
             created_at=reservation.created_at,
         )
-        inserted, *_ = run_together([insert_statement(entry), *rollup_statements(entry)])
-    return saved(entry, inserted)
+        rows = commit_with([*give_back, insert_statement(entry), *rollup_statements(entry)])
+    return saved(entry, rows[len(give_back)])
 
 
 def _exists(model, pk) -> bool:
@@ -433,8 +467,8 @@ def _ms(value: float | None) -> int | None:
 
 def release(reservation: Reservation) -> None:
     """Give back a reservation for a call that was never made (no ledger row)."""
-    with transaction.atomic():
-        run_together(_release(reservation, spent=Decimal(0)))
+    with ending_in_batch():
+        commit_with(_release(reservation, spent=Decimal(0)))
 
 
 def release_stale_reservations(*, now: dt.datetime | None = None) -> int:

@@ -90,7 +90,7 @@ async def check_rate_limits(*, user_id: int, tokens: int) -> None:
             who = "You are" if rule.scope == "user" else "Everyone together is"
             raise RateLimited(
                 f"{who} sending too many {rule.kind} right now. "
-                f"Please try again in {math.ceil(retry_in)} seconds.",
+                f"Please try again in {wait_text(retry_in)}.",
                 retry_in,
                 rule.scope,
             )
@@ -98,6 +98,15 @@ async def check_rate_limits(*, user_id: int, tokens: int) -> None:
         await lim.hit(
             item, rule.kind, ident[rule.scope], cost=tokens if rule.kind == "tokens" else 1
         )
+
+
+def wait_text(seconds: float) -> str:
+    """How long to wait, in the unit a person would use: "45 seconds", "44 minutes"."""
+    for unit, size, below in (("second", 1, 90), ("minute", 60, 2 * 3600), ("hour", 3600, None)):
+        if below is None or seconds < below:
+            count = max(1, math.ceil(seconds / size))
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    raise AssertionError("unreachable")
 
 
 def call_slots() -> asyncio.Semaphore:

@@ -25,7 +25,9 @@ from billing.models import LedgerEntry, Purpose
 from chatsite.db import (
     Statement,
     bind,
+    commit_with,
     compiled,
+    ending_in_batch,
     insert_statement,
     new_ids,
     orm,
@@ -246,10 +248,11 @@ def _locked_with_context(conversation_id: int) -> tuple[Conversation, list[tuple
 
 
 def _create_turn(conversation_id: int, text: str):
-    """Three round trips on Postgres: lock + read + the new messages' ids; the budget hold,
-    the user's message, the reply and the conversation's context; commit. (Four on SQLite,
-    where an id is known only after its insert.)"""
-    with transaction.atomic():
+    """Three round trips on Postgres: lock + read + the new messages' ids; the user's budget
+    hold, the user's message, the reply and the conversation's context; the site's hold with
+    the COMMIT (or the COMMIT alone, with a site cap: then the site's hold is checked with the
+    user's). (Four on SQLite, where an id is known only after its insert.)"""
+    with ending_in_batch():
         now = timezone.now()
         conversation, earlier, ids = _locked_with_context(conversation_id)
         # A streaming reply is the newest message, so always in context: no query of its own.
@@ -268,7 +271,7 @@ def _create_turn(conversation_id: int, text: str):
         # nothing is saved and the text stays in the user's composer.
         plan = _plan(conversation, [*earlier, user_message])
         hold = _hold(conversation, plan)
-        statements = [*hold.statements, insert_statement(user_message)]
+        statements = [*hold.first, insert_statement(user_message)]
         if user_id is None:  # no id yet: the plan gets it from the insert, then the reply
             *held, inserted = run_together(statements)
             plan.saved_newest(saved(user_message, inserted).pk)
@@ -280,6 +283,7 @@ def _create_turn(conversation_id: int, text: str):
             plan.reservation = _held(hold, held)
             saved(user_message, inserted)
             saved(reply, reply_inserted)
+        commit_with(hold.last)  # the site's month (no cap: it cannot refuse), with the COMMIT
     return conversation, plan, user_message, reply
 
 
@@ -457,19 +461,24 @@ def _finish_turn(
         conversation=conversation.pk,
         message_id=reply.pk,
     )
+    lock = _lock_statement(connection, conversation.pk, "KEY SHARE")  # see lock_conversation
     try:
-        with transaction.atomic():
-            if lock_conversation(conversation.pk):
-                # The reply's save goes with the counts and the hold's release: one round
-                # trip fewer than a save() of its own, and no ORM query built per reply.
-                return settle(
-                    conversation_exists=True,
-                    along=[
-                        update_statement(reply, fields),
-                        *_count_turn(conversation, plan, outcome),
-                    ],
-                    check_along=_reply_saved,
-                ), True
+        with ending_in_batch():
+            # The conversation's lock, the reply's save and its counts go with the hold's own
+            # lock (one round trip), then the months, the ledger and the rollups with the
+            # COMMIT (another): no ORM query built per reply.
+            return settle(
+                conversation_exists=True,
+                along=[
+                    *([lock] if lock else []),
+                    update_statement(reply, fields),
+                    *_count_turn(conversation, plan, outcome),
+                ],
+                check_along=partial(_reply_saved, locked=lock is not None),
+                last=True,
+            ), True
+    except _ConversationGone:
+        return settle(), False  # the conversation was deleted: a ledger row without it
     except DatabaseError:
         entry = settle()  # in a transaction of its own
         if Message.objects.filter(pk=reply.pk).exists():
@@ -477,11 +486,19 @@ def _finish_turn(
             # interrupted.
             logger.exception("reply %s could not be saved", reply.pk)
         return entry, False
-    return settle(), False  # the conversation was deleted: a ledger row without it
 
 
-def _reply_saved(rows: list[list[tuple]]) -> None:
-    """The reply's UPDATE (the first statement) found its row, or DatabaseError (as save())."""
+class _ConversationGone(Exception):
+    """The conversation was deleted before its reply could be saved."""
+
+
+def _reply_saved(rows: list[list[tuple]], *, locked: bool) -> None:
+    """The conversation's lock (when `locked`) found its row, or _ConversationGone; then the
+    reply's UPDATE found its row, or DatabaseError (as save())."""
+    if locked:
+        found, *rows = rows
+        if not found:
+            raise _ConversationGone
     if not rows[0]:
         raise DatabaseError("Save with update_fields did not affect any rows.")
 
@@ -510,12 +527,21 @@ def lock_for_deletion(sender, instance: Conversation, using: str, **kwargs) -> N
 def _lock_row(wrapper, conversation_id: int, mode: str) -> bool:
     """Lock the conversation's row FOR `mode` on Postgres; whether it exists (True, and
     nothing read, elsewhere)."""
-    if wrapper.vendor != "postgresql":
+    statement = _lock_statement(wrapper, conversation_id, mode)
+    if statement is None:
         return True
-    table = wrapper.ops.quote_name(Conversation._meta.db_table)
     with wrapper.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR {mode}", [conversation_id])  # noqa: S608
+        cursor.execute(*statement)
         return cursor.fetchone() is not None
+
+
+def _lock_statement(wrapper, conversation_id: int, mode: str) -> Statement | None:
+    """The statement locking the conversation's row FOR `mode` (a row if it exists), on
+    Postgres; None elsewhere (see lock_conversation)."""
+    if wrapper.vendor != "postgresql":
+        return None
+    table = wrapper.ops.quote_name(Conversation._meta.db_table)
+    return f"SELECT 1 FROM {table} WHERE id = %s FOR {mode}", [conversation_id]  # noqa: S608
 
 
 async def _best_effort(step) -> None:
@@ -589,13 +615,14 @@ def _settle_title(
 ) -> tuple[LedgerEntry, bool]:
     """Settle the title call and save its title (unless the user named the conversation
     meanwhile) in one transaction; (the ledger row, whether the title was saved)."""
-    with transaction.atomic():
+    with ending_in_batch():  # the settlement's last round trip commits
         exists = lock_conversation(conversation)  # see lock_conversation: a deletion waits
         titled = exists and bool(title) and titles.save_title(conversation, title)
         entry = budgets.settle(
             reservation,
             conversation=conversation if exists else None,
             conversation_exists=exists,
+            last=True,
             **call,
         )
     return entry, titled

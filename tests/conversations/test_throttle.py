@@ -37,3 +37,20 @@ async def test_what_is_left_of_a_window_is_what_a_request_may_use(settings):
     assert "You are sending too many tokens right now" in str(refused.value)
     await throttle.check_rate_limits(user_id=7, tokens=40_000)  # the refusal used up nothing
     await throttle.check_rate_limits(user_id=8, tokens=100_000)  # another user's own window
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.2, "1 second"),
+        (45, "45 seconds"),
+        (89.5, "90 seconds"),
+        (90, "2 minutes"),
+        (2633, "44 minutes"),
+        (7199, "120 minutes"),
+        (7200, "2 hours"),
+        (86_000, "24 hours"),
+    ],
+)
+def test_the_wait_is_said_in_the_unit_a_person_would_use(seconds, text):
+    assert throttle.wait_text(seconds) == text

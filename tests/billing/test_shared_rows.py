@@ -1,0 +1,203 @@
+"""Rows every call of the site updates are locked only while the server commits.
+
+The site's month, its day of spend and the latency buckets are one row for everyone (and a
+user's month one row for all of their tabs): a transaction that holds one while its
+client comes back for another round trip makes every other call of the site wait for that
+client. So a turn's start adds the site's hold with its COMMIT, and a settlement sends the
+months, the ledger row and the rollups with its COMMIT (chatsite.db.commit_with). Each test
+looks at the rows from another connection between the transaction's round trips.
+"""
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+
+from billing import budgets
+from billing.budgets import _GLOBAL_HOLD, reserve, settle
+from billing.models import GlobalMonth, LedgerEntry, Reservation, UserMonth
+from chatsite.db import COMMIT, SEPARATOR, ending_in_batch
+from conversations import turns
+from conversations.claude.streaming import ReplyOutcome
+from conversations.models import Message
+from tests.billing.conftest import NOW, SONNET, spend
+from tests.factories import ConversationFactory, MessageFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SITE_MONTH = ("UPDATE billing_globalmonth SET reserved = reserved", [])
+SITE_DAY = ("UPDATE billing_sitedaily SET calls = calls", [])
+LATENCY = ("UPDATE billing_latencybucket SET calls = calls", [])
+
+
+def user_month(user) -> tuple[str, list]:
+    return "UPDATE billing_usermonth SET reserved = reserved WHERE user_id = %s", [user.pk]
+
+
+class Batches(list):
+    """The SQL of each round trip of this thread's connection (`connection.execute_wrapper`)."""
+
+    def __call__(self, execute, sql, params, many, context):
+        self.append(sql)
+        return execute(sql, params, many, context)
+
+
+def waits_for(*statements) -> list[str]:
+    """The statements that, run now from another connection, wait for a lock (200 ms)."""
+    waited: list[str] = []
+
+    def probe() -> None:
+        try:
+            for sql, params in statements:
+                try:
+                    with transaction.atomic(), connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL lock_timeout = '200ms'")
+                        cursor.execute(sql, params)
+                        transaction.set_rollback(True)
+                except OperationalError:
+                    waited.append(sql.split()[1])
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return waited
+
+
+def test_a_turns_start_leaves_the_sites_month_free_until_its_commit(monkeypatch):
+    user = UserFactory()
+    spend(user, "0.03", at=timezone.now())  # this month's rows exist
+    conversation = ConversationFactory(user=user)
+    seen = []
+    held = turns._held
+
+    def look_then_check(hold, rows):
+        seen.append(waits_for(SITE_MONTH, user_month(user)))
+        return held(hold, rows)
+
+    monkeypatch.setattr(turns, "_held", look_then_check)
+    batches = Batches()
+    with connection.execute_wrapper(batches):
+        _, plan, _, _ = turns._create_turn(conversation.pk, "Hello")
+
+    # Between the round trips the user's month is held (its budget is checked), the
+    # site's is not: it is added with the COMMIT.
+    assert seen == [["billing_usermonth"]]
+    assert len(batches) == 3
+    assert batches[-1] == _GLOBAL_HOLD.rstrip() + SEPARATOR + COMMIT
+    month = plan.reservation.month
+    assert GlobalMonth.objects.get(month=month).reserved == plan.reservation.amount > 0
+    assert UserMonth.objects.get(user=user, month=month).reserved == plan.reservation.amount
+
+
+def test_with_a_site_cap_the_sites_month_is_checked_before_the_commit(settings, monkeypatch):
+    settings.BUDGET_GLOBAL_MONTHLY_USD = Decimal(100)
+    user = UserFactory()
+    spend(user, "0.03", at=timezone.now())
+    conversation = ConversationFactory(user=user)
+    seen = []
+    held = turns._held
+
+    def look_then_check(hold, rows):
+        seen.append(waits_for(SITE_MONTH))
+        return held(hold, rows)
+
+    monkeypatch.setattr(turns, "_held", look_then_check)
+    turns._create_turn(conversation.pk, "Hello")
+    assert seen == [["billing_globalmonth"]]  # held until the commit: the cap was checked
+
+
+def test_a_settlement_locks_the_months_and_rollups_only_with_its_commit():
+    user = UserFactory()
+    conversation = ConversationFactory(user=user)
+    reply = MessageFactory(conversation=conversation, role="assistant")
+    spend(user, "0.03", ttft_ms=300, duration_ms=2_000)  # every shared row exists
+    reservation = reserve(user=user, model=SONNET, prompt_tokens=100, max_tokens=100, at=NOW)
+    seen = []
+
+    entry = settle(
+        reservation,
+        usage={"input_tokens": 100, "output_tokens": 50},
+        model=SONNET,
+        status="complete",
+        ttft_ms=280,
+        duration_ms=1_900,
+        conversation=conversation,
+        message_id=reply.pk,
+        along=[("UPDATE conversations_message SET content = %s WHERE id = %s", ["Hi", reply.pk])],
+        check_along=lambda rows: seen.append(
+            waits_for(SITE_MONTH, user_month(user), SITE_DAY, LATENCY)
+        ),
+    )
+
+    assert seen == [[]]  # between its round trips, none of them is locked
+    month = UserMonth.objects.get(user=user)
+    assert (month.spent, month.reserved) == (Decimal("0.03") + entry.cost, 0)
+    assert GlobalMonth.objects.get().spent == month.spent
+    reply.refresh_from_db()
+    assert reply.content == "Hi"
+
+
+def test_a_replys_save_and_settlement_lock_the_shared_rows_only_with_the_commit(monkeypatch):
+    user = UserFactory()
+    spend(user, "0.03", at=timezone.now(), ttft_ms=300, duration_ms=2_000)
+    conversation = ConversationFactory(user=user)
+    conversation, plan, _, reply = turns._create_turn(conversation.pk, "Hello")
+    reply.status, reply.content = Message.Status.COMPLETE, "Hi there"
+    outcome = ReplyOutcome()
+    outcome.usage = {"input_tokens": 20, "output_tokens": 5}
+    outcome.final_usage, outcome.model, outcome.status = True, reply.model, "complete"
+    outcome.ttft_ms, outcome.duration_ms = 280, 1_900
+    seen = []
+    reply_saved = turns._reply_saved
+
+    def look_then_check(rows, **kwargs):
+        seen.append(waits_for(SITE_MONTH, user_month(user), SITE_DAY, LATENCY))
+        return reply_saved(rows, **kwargs)
+
+    monkeypatch.setattr(turns, "_reply_saved", look_then_check)
+    batches = Batches()
+    with connection.execute_wrapper(batches):
+        entry, saved = turns._finish_turn(conversation, reply, ["status", "content"], plan, outcome)
+
+    assert seen == [[]]
+    assert len(batches) == 2  # (the ledger's price is cached from the turn's start)
+    assert "billing_globalmonth" in batches[-1] and batches[-1].endswith(SEPARATOR + COMMIT)
+    assert saved
+    reply.refresh_from_db()
+    assert (reply.status, reply.content) == (Message.Status.COMPLETE, "Hi there")
+    month = UserMonth.objects.get(user=user, month=plan.reservation.month)
+    assert (month.spent, month.reserved) == (Decimal("0.03") + entry.cost, 0)
+
+
+def test_inside_a_callers_transaction_nothing_commits_early():
+    user = UserFactory()
+    spend(user, "0.03")
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        spend(user, "0.06")
+        budgets.release(reserve(user=user, model=SONNET, prompt_tokens=100, max_tokens=100, at=NOW))
+        raise RuntimeError("the caller fails after the settlement")
+
+    # The caller's rollback took all of it back: no COMMIT was sent inside its transaction.
+    assert LedgerEntry.objects.count() == 1
+    month = UserMonth.objects.get(user=user)
+    assert (month.spent, month.reserved) == (Decimal("0.03"), 0)
+    assert GlobalMonth.objects.get().spent == Decimal("0.03")
+
+
+def test_a_release_inside_a_longer_transaction_does_not_end_it():
+    user = UserFactory()
+    reservation = reserve(user=user, model=SONNET, prompt_tokens=100, max_tokens=100, at=NOW)
+
+    # As when a refused hold frees an expired one in the middle of a turn's transaction.
+    with pytest.raises(RuntimeError), ending_in_batch():
+        budgets.release(reservation)
+        raise RuntimeError("the turn fails after the release")
+
+    assert Reservation.objects.filter(pk=reservation.pk).exists()
+    assert UserMonth.objects.get(user=user).reserved == reservation.amount
+    assert GlobalMonth.objects.get().reserved == reservation.amount

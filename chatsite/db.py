@@ -6,7 +6,9 @@ statements: the server still runs them one after another, each with its own snap
 by one elsewhere (SQLite). `insert_statement` is the INSERT ... RETURNING id that
 `Model.save()` would run, so a row can join such a batch; `new_ids` takes primary keys
 from a table's sequence ahead of the inserts (Postgres), so that rows referring to each
-other can go in one batch.
+other can go in one batch. `commit_with` sends a transaction's last statements with its
+COMMIT (in an `ending_in_batch()` block), so the shared rows they lock are held for no
+round trip of the client.
 """
 
 from __future__ import annotations

@@ -28,6 +28,14 @@ import pytest  # noqa: E402
 
 django.setup()  # pytest-django then finds Django configured (no settings module in the ini)
 
+from django.conf import settings as django_settings  # noqa: E402
+
+# The suite's users are hashed with few iterations (tests/hashers.py); the app's hashers stay.
+django_settings.PASSWORD_HASHERS = [
+    "tests.hashers.FastPBKDF2PasswordHasher",
+    *django_settings.PASSWORD_HASHERS,
+]
+
 from fakeanthropic import FakeAnthropic  # noqa: E402
 from fakeanthropic.server import serve_in_thread  # noqa: E402
 

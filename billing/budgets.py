@@ -236,7 +236,10 @@ class Hold:
             self.first, self.last = [user_hold, reservation_row], [site_hold]
         else:
             self.first, self.last = [user_hold, site_hold, reservation_row], []
-        self.statements = [*self.first, *self.last]
+
+    @property
+    def statements(self) -> list[Statement]:
+        return [*self.first, *self.last]
 
     def outcome(self, rows: list[list[tuple]]) -> Reservation | BudgetExceeded:
         """The saved reservation, or the refusal (to raise) with the holds given back.

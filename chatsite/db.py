@@ -128,17 +128,10 @@ def ending_in_batch(*, last: bool = False) -> Iterator[None]:
     block, and only if the outer block is an `ending_in_batch` too: a helper that commits
     when it runs alone (a hold's release) never ends its caller's transaction, nor a test's.
     """
-    if not connection.in_atomic_block:
-        with transaction.atomic():
-            setattr(connection, _COMMITS_IN_BATCH, True)
-            try:
-                yield
-            finally:
-                setattr(connection, _COMMITS_IN_BATCH, False)
-        return
-    outer = getattr(connection, _COMMITS_IN_BATCH, False)
-    with transaction.atomic(savepoint=False):
-        setattr(connection, _COMMITS_IN_BATCH, outer and last)
+    outermost = not connection.in_atomic_block
+    outer = False if outermost else getattr(connection, _COMMITS_IN_BATCH, False)
+    with transaction.atomic(savepoint=False):  # outermost: a transaction of its own
+        setattr(connection, _COMMITS_IN_BATCH, outermost or (outer and last))
         try:
             yield
         finally:

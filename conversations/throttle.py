@@ -102,11 +102,14 @@ async def check_rate_limits(*, user_id: int, tokens: int) -> None:
 
 def wait_text(seconds: float) -> str:
     """How long to wait, in the unit a person would use: "45 seconds", "44 minutes"."""
-    for unit, size, below in (("second", 1, 90), ("minute", 60, 2 * 3600), ("hour", 3600, None)):
-        if below is None or seconds < below:
-            count = max(1, math.ceil(seconds / size))
-            return f"{count} {unit}{'' if count == 1 else 's'}"
-    raise AssertionError("unreachable")
+    if seconds < 90:
+        unit, size = "second", 1
+    elif seconds < 2 * 3600:
+        unit, size = "minute", 60
+    else:
+        unit, size = "hour", 3600
+    count = max(1, math.ceil(seconds / size))
+    return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
 def call_slots() -> asyncio.Semaphore:

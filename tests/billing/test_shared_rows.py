@@ -67,21 +67,31 @@ def waits_for(*statements) -> list[str]:
     return waited
 
 
-def test_a_turns_start_leaves_the_sites_month_free_until_its_commit(monkeypatch):
+def start_a_turn(monkeypatch, look_at):
+    """A turn's start for a user whose rows of this month exist, looking at the rows of
+    `look_at(user)` from another connection between its round trips: (the statements that
+    waited, the SQL of each round trip, the plan, the user)."""
     user = UserFactory()
-    spend(user, "0.03", at=timezone.now())  # this month's rows exist
+    spend(user, "0.03", at=timezone.now())
     conversation = ConversationFactory(user=user)
     seen = []
     held = turns._held
 
     def look_then_check(hold, rows):
-        seen.append(waits_for(SITE_MONTH, user_month(user)))
+        seen.append(waits_for(*look_at(user)))
         return held(hold, rows)
 
     monkeypatch.setattr(turns, "_held", look_then_check)
     batches = Batches()
     with connection.execute_wrapper(batches):
         _, plan, _, _ = turns._create_turn(conversation.pk, "Hello")
+    return seen, batches, plan, user
+
+
+def test_a_turns_start_leaves_the_sites_month_free_until_its_commit(monkeypatch):
+    seen, batches, plan, user = start_a_turn(
+        monkeypatch, lambda user: [SITE_MONTH, user_month(user)]
+    )
 
     # Between the round trips the user's month is held (its budget is checked), the
     # site's is not: it is added with the COMMIT.
@@ -95,18 +105,7 @@ def test_a_turns_start_leaves_the_sites_month_free_until_its_commit(monkeypatch)
 
 def test_with_a_site_cap_the_sites_month_is_checked_before_the_commit(settings, monkeypatch):
     settings.BUDGET_GLOBAL_MONTHLY_USD = Decimal(100)
-    user = UserFactory()
-    spend(user, "0.03", at=timezone.now())
-    conversation = ConversationFactory(user=user)
-    seen = []
-    held = turns._held
-
-    def look_then_check(hold, rows):
-        seen.append(waits_for(SITE_MONTH))
-        return held(hold, rows)
-
-    monkeypatch.setattr(turns, "_held", look_then_check)
-    turns._create_turn(conversation.pk, "Hello")
+    seen, *_ = start_a_turn(monkeypatch, lambda user: [SITE_MONTH])
     assert seen == [["billing_globalmonth"]]  # held until the commit: the cap was checked
 
 
@@ -201,3 +200,16 @@ def test_a_release_inside_a_longer_transaction_does_not_end_it():
     assert Reservation.objects.filter(pk=reservation.pk).exists()
     assert UserMonth.objects.get(user=user).reserved == reservation.amount
     assert GlobalMonth.objects.get().reserved == reservation.amount
+
+
+def test_a_settlement_marked_last_inside_a_plain_transaction_does_not_commit_it():
+    user = UserFactory()
+    reservation = reserve(user=user, model=SONNET, prompt_tokens=100, max_tokens=100, at=NOW)
+
+    # `last=True` passes the outer block's COMMIT on only if that block is ending_in_batch.
+    with pytest.raises(RuntimeError), transaction.atomic():
+        settle(reservation, usage={"output_tokens": 5}, model=SONNET, status="complete", last=True)
+        raise RuntimeError("the caller fails after the settlement")
+
+    assert not LedgerEntry.objects.exists()
+    assert Reservation.objects.filter(pk=reservation.pk).exists()

@@ -26,7 +26,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import DataError
 from django.utils import timezone
+from psycopg import errors as psycopg_errors
 
 from billing.models import (
     MICRODOLLAR,
@@ -45,6 +47,7 @@ from billing.tokens import Tokens
 from chatsite.db import (
     Statement,
     commit_with,
+    commits_in_batch,
     ending_in_batch,
     insert_statement,
     orm,
@@ -162,12 +165,27 @@ def reserve(
         cache_ttl=cache_ttl,
         at=at,
     )
-    with ending_in_batch():  # its own transaction when not in one
+    try:
+        outcome = _hold_once(hold, on_server=True)
+    except DataError as exc:
+        if not refused_on_server(exc):
+            raise
+        outcome = _hold_once(hold, on_server=False)  # names the budget, frees expired holds
+    if isinstance(outcome, BudgetExceeded):
+        raise outcome  # out of the block: an exception in it would doom the caller's
+    return outcome
+
+
+def _hold_once(hold: Hold, *, on_server: bool) -> Reservation | BudgetExceeded:
+    """In its own transaction when not in one: alone, one round trip with the COMMIT, the
+    budgets checked by the server (a refusal raises its DataError); else the holds, read
+    back and checked here, then the site's hold with the COMMIT."""
+    with ending_in_batch():
+        if on_server and commits_in_batch():
+            return hold.reserved(commit_with([*hold.checked, *hold.last]))
         outcome = hold.outcome(run_together(hold.first))
         if not isinstance(outcome, BudgetExceeded):
             commit_with(hold.last)
-    if isinstance(outcome, BudgetExceeded):
-        raise outcome  # out of the block: an exception in it would doom the caller's
     return outcome
 
 
@@ -180,8 +198,12 @@ class Hold:
     reservation. Without a site cap the global month's hold cannot refuse, so it comes last:
     `first` are the statements whose rows `outcome()` needs, `last` the rest, which a caller
     may send later in the transaction, with its COMMIT (chatsite.db.commit_with): the one row
-    every call of the site updates is then locked for no round trip of the client. Raises
-    UnpricedModel at once for a model without a price while a budget applies.
+    every call of the site updates is then locked for no round trip of the client. Where the
+    whole transaction can end in one round trip, `checked` (the holds, the server's check of
+    the budgets, the reservation) goes with `last` and the COMMIT, and no month is locked
+    across a round trip at all; a refusal then aborts the transaction (`refused_on_server`)
+    and the caller tries again with `first` and `outcome()`. Raises UnpricedModel at once for
+    a model without a price while a budget applies.
     """
 
     def __init__(
@@ -232,14 +254,36 @@ class Hold:
         user_hold = (_USER_HOLD, [user_id, month, amount, user_id])
         site_hold = (_GLOBAL_HOLD, [month, amount])
         reservation_row = insert_statement(self.reservation)
+        check = (
+            (_CHECK, [default_user_budget(), user_id, month])
+            if self.cap is None
+            else (_CHECK_WITH_SITE, [month, self.cap, default_user_budget(), user_id, month])
+        )
         if self.cap is None:
             self.first, self.last = [user_hold, reservation_row], [site_hold]
         else:
             self.first, self.last = [user_hold, site_hold, reservation_row], []
+        self.checked = [*self.first[:-1], check, reservation_row]
 
     @property
     def statements(self) -> list[Statement]:
         return [*self.first, *self.last]
+
+    def reserved(self, rows: list[list[tuple]]) -> Reservation:
+        """The reservation from the rows of `checked`, which the server let pass: when a
+        caller sends `checked` in the round trip of its COMMIT (`commit_with`), a hold past a
+        budget aborts the transaction there (`refused_on_server`), and the caller then takes
+        the way of `first` and `outcome()`, which names the budget and frees expired holds.
+        """
+        committed, limit = self._user_committed(rows[0][0])
+        reservation = saved(self.reservation, rows[len(self.checked) - 1])
+        reservation.warning = warning_message(committed, limit, self.month)
+        return reservation
+
+    def _user_committed(self, user_row: tuple) -> tuple[Decimal, Decimal | None]:
+        """The user's spend and holds (this one's included), and their monthly limit."""
+        committed, override = _committed(user_row)
+        return committed, _limit(override) if override is not None else default_user_budget()
 
     def outcome(self, rows: list[list[tuple]]) -> Reservation | BudgetExceeded:
         """The saved reservation, or the refusal (to raise) with the holds given back.
@@ -268,8 +312,7 @@ class Hold:
             [user_row], [site_row], inserted = rows
             site, _ = _committed(site_row)
             site_held = True
-        committed, override = _committed(user_row)
-        limit = _limit(override) if override is not None else default_user_budget()
+        committed, limit = self._user_committed(user_row)
         month, amount = self.month, self.amount
         if limit is not None and committed > limit:
             refusal = BudgetExceeded(
@@ -311,6 +354,31 @@ _GLOBAL_HOLD = """
     DO UPDATE SET reserved = ROUND(billing_globalmonth.reserved + EXCLUDED.reserved, 6)
     RETURNING spent, reserved, NULL
 """
+
+
+# The test of `Hold._take`, made by the server in the round trip of the COMMIT: a hold past
+# the user's limit (their override, 0 or empty for unlimited, else the default) or the
+# site's cap divides by zero, and the error aborts the transaction before its COMMIT. Both
+# rows were upserted earlier in the same transaction, so they are locked and read as held.
+_CHECK = """
+    SELECT 1 / CASE WHEN (limits.usd > 0 AND u.spent + u.reserved > limits.usd){site}
+        THEN 0 ELSE 1 END
+    FROM billing_usermonth u, LATERAL (SELECT COALESCE(
+        (SELECT COALESCE(b.monthly_usd, 0) FROM billing_userbudget b WHERE b.user_id = u.user_id),
+        %s
+    ) AS usd) limits
+    WHERE u.user_id = %s AND u.month = %s
+"""
+_CHECK_WITH_SITE = _CHECK.format(
+    site="\n        OR (SELECT g.spent + g.reserved FROM billing_globalmonth g"
+    " WHERE g.month = %s) > %s"
+)
+_CHECK = _CHECK.format(site="")
+
+
+def refused_on_server(exc: BaseException) -> bool:
+    """Whether a database error is the server's check of `Hold.checked` refusing the hold."""
+    return isinstance(exc.__cause__, psycopg_errors.DivisionByZero)
 
 
 def _committed(row: tuple) -> tuple[Decimal, Decimal | None]:

@@ -149,17 +149,23 @@ def commit_with(statements: Sequence[Statement]) -> list[list[tuple]]:
     block; where that cannot be known (SQLite, an outer transaction, a savepoint), the
     block's exit commits as usual.
     """
-    if (
-        statements
-        and connection.vendor == "postgresql"
+    if statements and commits_in_batch():
+        *rows, _ = run_together([*statements, (COMMIT, [])])
+        return rows  # the block's exit finds nothing left to commit (psycopg skips it)
+    return run_together(statements)
+
+
+def commits_in_batch() -> bool:
+    """Whether `commit_with` here would send the COMMIT with its statements (Postgres, the
+    last work of an `ending_in_batch()` block that may commit): a caller may then leave to
+    the server a check that, failing, aborts the transaction before its COMMIT."""
+    return (
+        connection.vendor == "postgresql"
         and getattr(connection, _COMMITS_IN_BATCH, False)
         and connection.in_atomic_block
         and not any(connection.savepoint_ids)  # None: a block without a savepoint
         and not connection.needs_rollback
-    ):
-        *rows, _ = run_together([*statements, (COMMIT, [])])
-        return rows  # the block's exit finds nothing left to commit (psycopg skips it)
-    return run_together(statements)
+    )
 
 
 def insert_statement(obj: Model) -> Statement:

@@ -14,7 +14,7 @@ from functools import partial
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, DataError, connection, connections, transaction
 from django.db.models import Subquery
 from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
@@ -26,6 +26,7 @@ from chatsite.db import (
     Statement,
     bind,
     commit_with,
+    commits_in_batch,
     compiled,
     ending_in_batch,
     insert_statement,
@@ -248,10 +249,23 @@ def _locked_with_context(conversation_id: int) -> tuple[Conversation, list[tuple
 
 
 def _create_turn(conversation_id: int, text: str):
-    """Three round trips on Postgres: lock + read + the new messages' ids; the user's budget
-    hold, the user's message, the reply and the conversation's context; the site's hold with
-    the COMMIT (or the COMMIT alone, with a site cap: then the site's hold is checked with the
-    user's). (Four on SQLite, where an id is known only after its insert.)"""
+    """The turn's start. Two round trips on Postgres: lock + read + the new messages' ids;
+    then the holds, the user's message, the reply, the conversation's context and the
+    COMMIT, the budgets checked by the server before it (`budgets.Hold.checked`), so no row
+    shared with other turns (the user's and the site's months) is locked across a round trip
+    of this thread. A hold past a budget aborts that transaction, and the turn is tried once
+    more the way that reads the holds back (`_start_turn(checked_on_server=False)`), which
+    frees expired holds in the way or refuses with the budget's own message. Four round
+    trips on SQLite, where an id is known only after its insert."""
+    try:
+        return _start_turn(conversation_id, text, checked_on_server=True)
+    except DataError as exc:
+        if not budgets.refused_on_server(exc):
+            raise
+    return _start_turn(conversation_id, text, checked_on_server=False)
+
+
+def _start_turn(conversation_id: int, text: str, *, checked_on_server: bool):
     with ending_in_batch():
         now = timezone.now()
         conversation, earlier, ids = _locked_with_context(conversation_id)
@@ -271,19 +285,27 @@ def _create_turn(conversation_id: int, text: str):
         # nothing is saved and the text stays in the user's composer.
         plan = _plan(conversation, [*earlier, user_message])
         hold = _hold(conversation, plan)
-        statements = [*hold.first, insert_statement(user_message)]
         if user_id is None:  # no id yet: the plan gets it from the insert, then the reply
-            *held, inserted = run_together(statements)
+            *held, inserted = run_together([*hold.first, insert_statement(user_message)])
             plan.saved_newest(saved(user_message, inserted).pk)
             plan.reservation = _held(hold, held)
             reply = _save_reply(conversation, plan, now)
-        else:  # the plan was made with the ids
-            reply, more = _reply_statements(conversation, plan, now, pk=reply_id)
-            *held, inserted, reply_inserted, _ = run_together([*statements, *more])
+            commit_with(hold.last)
+            return conversation, plan, user_message, reply
+        # The plan was made with the ids.
+        reply, more = _reply_statements(conversation, plan, now, pk=reply_id)
+        mine = [insert_statement(user_message), *more]
+        if checked_on_server and commits_in_batch():
+            rows = commit_with([*hold.checked, *mine, *hold.last])
+            held, rows = rows[: len(hold.checked)], rows[len(hold.checked) :]
+            inserted, reply_inserted, *_ = rows
+            plan.reservation = hold.reserved(held)
+        else:
+            *held, inserted, reply_inserted, _ = run_together([*hold.first, *mine])
             plan.reservation = _held(hold, held)
-            saved(user_message, inserted)
-            saved(reply, reply_inserted)
-        commit_with(hold.last)  # the site's month (no cap: it cannot refuse), with the COMMIT
+            commit_with(hold.last)  # the site's month (no cap: it cannot refuse), with the COMMIT
+        saved(user_message, inserted)
+        saved(reply, reply_inserted)
     return conversation, plan, user_message, reply
 
 

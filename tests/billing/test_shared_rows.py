@@ -3,12 +3,15 @@
 The site's month, its day of spend and the latency buckets are one row for everyone (and a
 user's month one row for all of their tabs): a transaction that holds one while its
 client comes back for another round trip makes every other call of the site wait for that
-client. So a turn's start adds the site's hold with its COMMIT, and a settlement sends the
-months, the ledger row and the rollups with its COMMIT (chatsite.db.commit_with). Each test
-looks at the rows from another connection between the transaction's round trips.
+client. So a turn's start sends the holds, checked by the server, with its COMMIT, and a
+settlement sends the months, the ledger row and the rollups with its COMMIT
+(chatsite.db.commit_with). Tests look at the rows from another connection between the
+transaction's round trips.
 """
 
+import datetime as dt
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
@@ -26,6 +29,8 @@ from tests.billing.conftest import NOW, SONNET, spend
 from tests.factories import ConversationFactory, MessageFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+HOUR = dt.timedelta(hours=1)
 
 SITE_MONTH = ("UPDATE billing_globalmonth SET reserved = reserved", [])
 SITE_DAY = ("UPDATE billing_sitedaily SET calls = calls", [])
@@ -67,46 +72,117 @@ def waits_for(*statements) -> list[str]:
     return waited
 
 
-def start_a_turn(monkeypatch, look_at):
+def start_a_turn(monkeypatch, look_at, *, spent="0.03"):
     """A turn's start for a user whose rows of this month exist, looking at the rows of
-    `look_at(user)` from another connection between its round trips: (the statements that
-    waited, the SQL of each round trip, the plan, the user)."""
+    `look_at(user)` from another connection after its first round trip: (the statements
+    that waited, the SQL of each round trip, the plan, the user)."""
     user = UserFactory()
-    spend(user, "0.03", at=timezone.now())
+    spend(user, spent, at=timezone.now())
     conversation = ConversationFactory(user=user)
     seen = []
-    held = turns._held
+    hold = turns._hold
 
-    def look_then_check(hold, rows):
+    def look_then_hold(conversation, plan):
         seen.append(waits_for(*look_at(user)))
-        return held(hold, rows)
+        return hold(conversation, plan)
 
-    monkeypatch.setattr(turns, "_held", look_then_check)
+    monkeypatch.setattr(turns, "_hold", look_then_hold)
     batches = Batches()
     with connection.execute_wrapper(batches):
         _, plan, _, _ = turns._create_turn(conversation.pk, "Hello")
     return seen, batches, plan, user
 
 
-def test_a_turns_start_leaves_the_sites_month_free_until_its_commit(monkeypatch):
+def test_a_turns_start_locks_the_months_only_with_its_commit(monkeypatch):
     seen, batches, plan, user = start_a_turn(
         monkeypatch, lambda user: [SITE_MONTH, user_month(user)]
     )
 
-    # Between the round trips the user's month is held (its budget is checked), the
-    # site's is not: it is added with the COMMIT.
-    assert seen == [["billing_usermonth"]]
-    assert len(batches) == 3
-    assert batches[-1] == _GLOBAL_HOLD.rstrip() + SEPARATOR + COMMIT
+    # Two round trips: the conversation's lock and its context, then the holds (checked by
+    # the server), the messages and the COMMIT. No month is held between them.
+    assert seen == [[]]
+    assert len(batches) == 2
+    holds = batches[-1].split(SEPARATOR)
+    assert "billing_usermonth" in holds[0]
+    assert [holds[-2].strip(), holds[-1]] == [_GLOBAL_HOLD.strip(), COMMIT]
     month = plan.reservation.month
     assert GlobalMonth.objects.get(month=month).reserved == plan.reservation.amount > 0
     assert UserMonth.objects.get(user=user, month=month).reserved == plan.reservation.amount
 
 
-def test_with_a_site_cap_the_sites_month_is_checked_before_the_commit(settings, monkeypatch):
+def test_with_a_site_cap_the_sites_month_is_checked_in_the_same_round_trip(settings, monkeypatch):
     settings.BUDGET_GLOBAL_MONTHLY_USD = Decimal(100)
-    seen, *_ = start_a_turn(monkeypatch, lambda user: [SITE_MONTH])
-    assert seen == [["billing_globalmonth"]]  # held until the commit: the cap was checked
+    seen, batches, plan, _ = start_a_turn(monkeypatch, lambda user: [SITE_MONTH])
+    assert seen == [[]]
+    assert len(batches) == 2 and batches[-1].endswith(SEPARATOR + COMMIT)
+    assert GlobalMonth.objects.get().reserved == plan.reservation.amount
+
+
+@pytest.mark.parametrize("over", ["user", "site"])
+def test_a_turn_past_a_budget_is_refused_with_its_message_and_saves_nothing(
+    settings, monkeypatch, over
+):
+    if over == "user":
+        settings.BUDGET_USER_MONTHLY_USD = Decimal("0.031")
+    else:
+        settings.BUDGET_GLOBAL_MONTHLY_USD = Decimal("0.031")
+
+    with pytest.raises(turns.TurnRejected) as refused:
+        start_a_turn(monkeypatch, lambda user: [])
+
+    if over == "user":
+        assert "of your $0.031 monthly budget" in str(refused.value)
+    else:
+        assert "The site's monthly budget for Claude is used up" in str(refused.value)
+    assert not Message.objects.exists()
+    assert not Reservation.objects.exists()
+    month = UserMonth.objects.get()
+    assert (month.spent, month.reserved) == (Decimal("0.03"), 0)
+    assert GlobalMonth.objects.get().reserved == 0
+
+
+def test_an_expired_hold_in_the_way_is_freed_and_the_turn_goes_ahead(settings):
+    user = UserFactory()
+    conversation = ConversationFactory(user=user)
+    stale = reserve(user=user, model=SONNET, prompt_tokens=0, max_tokens=10_000)  # $0.15
+    Reservation.objects.filter(pk=stale.pk).update(expires_at=timezone.now() - HOUR)
+    # Room for this turn's hold ($0.03) only once the stale one is given back.
+    settings.BUDGET_USER_MONTHLY_USD = Decimal("0.10")
+
+    _, plan, _, _ = turns._create_turn(conversation.pk, "Hello")
+
+    assert list(Reservation.objects.values_list("pk", flat=True)) == [plan.reservation.pk]
+    assert UserMonth.objects.get().reserved == plan.reservation.amount
+    assert GlobalMonth.objects.get().reserved == plan.reservation.amount
+    assert Message.objects.count() == 2
+
+
+def test_turns_at_once_near_the_limit_take_exactly_what_fits(settings):
+    first = ConversationFactory()
+    _, plan, _, _ = turns._create_turn(first.pk, "Hello")
+    amount = plan.reservation.amount  # every turn below holds the same worst case
+    user = UserFactory()
+    conversations = [ConversationFactory(user=user) for _ in range(8)]
+    settings.BUDGET_USER_MONTHLY_USD = 3 * amount + amount / 2
+    start = threading.Barrier(len(conversations))
+
+    def attempt(conversation) -> bool:
+        try:
+            start.wait()
+            turns._create_turn(conversation.pk, "Hello")
+            return True
+        except turns.TurnRejected:
+            return False
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=len(conversations)) as pool:
+        started = list(pool.map(attempt, conversations))
+
+    assert started.count(True) == 3
+    assert UserMonth.objects.get(user=user).reserved == 3 * amount
+    assert Reservation.objects.filter(user=user).count() == 3
+    assert Message.objects.filter(conversation__user=user).count() == 6
 
 
 def test_a_settlement_locks_the_months_and_rollups_only_with_its_commit():

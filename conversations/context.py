@@ -77,29 +77,23 @@ def choose_start(
             f"fit this conversation's budget of {budget:,} tokens. Shorten it or start a "
             f"conversation with a larger budget."
         )
-    shares = [share(m) for m in messages]
-    suffix = [0] * (len(messages) + 1)  # suffix[i] = Σ shares of messages[i:]
-    for i in range(len(messages) - 1, -1, -1):
-        suffix[i] = suffix[i + 1] + shares[i]
-
-    def first_user_at_or_after(i: int) -> int:
-        while messages[i].role != "user":
-            i += 1
-        return i
-
     start = 0
     if current_start is not None:
         # A message not saved yet (id None) is the newest, after any start.
         start = next(
             (i for i, m in enumerate(messages) if m.id is None or m.id >= current_start), 0
         )
-    start = first_user_at_or_after(start)
-    if overhead + suffix[start] <= budget:
+    while messages[start].role != "user":  # the newest message is the user's
+        start += 1
+    shares = list(map(share, messages[start:]))
+    left = sum(shares)  # the prompt's messages from `start` on
+    if overhead + left <= budget:
         return start
     target = max(int(budget * target_share), overhead + newest)
     for i in range(start, len(messages)):
-        if messages[i].role == "user" and overhead + suffix[i] <= target:
+        if messages[i].role == "user" and overhead + left <= target:
             return i
+        left -= shares[i - start]
     return len(messages) - 1
 
 
@@ -215,7 +209,7 @@ def plan_context(
     turns = messages[index:]
     sent = sent_messages(turns)
     newest = share(sent[-1])
-    known_tokens = sum(share(m) for m in sent[:-1])
+    known_tokens = sum(map(share, sent[:-1]))
     return ContextPlan(
         start_id=turns[0].id,
         messages=api_messages(sent, prefill=prefill),

@@ -468,6 +468,7 @@ def settle(
     along: Sequence[Statement] = (),
     check_along: Callable[[list[list[tuple]]], None] | None = None,
     last: bool = False,
+    on_server: bool = False,
 ) -> LedgerEntry:
     """Write the call's ledger row at its real cost and release its reservation, atomically.
 
@@ -479,6 +480,11 @@ def settle(
     the release, in the same transaction; `check_along` gets their rows (and may raise,
     which fails the transaction). `last`: nothing runs in the caller's transaction after
     this, so the settlement's last round trip may carry its COMMIT (chatsite.db.commit_with).
+    `on_server`: where the transaction ends here (`commits_in_batch`), one round trip, on
+    the word of the server that the hold is still there and the conversation and message
+    (if given) exist; if one is not, the transaction aborts with a DataError
+    (`refused_on_server`), and the caller settles again without `on_server` (which finds
+    out which, and `check_along` then sees the rows: it is not called on this way).
     """
     tokens = Tokens.from_usage(usage)
     price = price_for(model, at=reservation.created_at)
@@ -490,19 +496,11 @@ def settle(
     # No savepoint inside a caller's transaction: a failure here fails the caller's too.
     # Two round trips: the caller's statements with the hold's row locked; then the months,
     # the ledger row and the rollups (rows every call of the site updates), with the COMMIT
-    # where the transaction ends here (chatsite.db.commit_with).
+    # where the transaction ends here (chatsite.db.commit_with). One with `on_server`.
     lock_hold, *give_back = _release(reservation, spent=cost or Decimal(0))
-    with ending_in_batch(last=last):
-        rows = run_together([*along, lock_hold])
-        if check_along is not None:
-            check_along(rows[: len(along)])
-        released = rows[len(along)]  # the hold's row, if this call released it
-        # The ledger's references are not constraints: drop any deleted meanwhile.
-        if not released and not _exists(get_user_model(), user_id):
-            user_id = None
-        if not conversation_exists and not _exists(Conversation, conversation_id):
-            conversation_id = message_id = None
-        entry = LedgerEntry(
+
+    def entry(user_id: int | None, conversation_id: int | None, message_id: int | None):
+        return LedgerEntry(
             user_id=user_id,
             conversation_id=conversation_id,
             message_id=message_id,
@@ -524,8 +522,46 @@ def settle(
             request_id=request_id[:100],
             created_at=reservation.created_at,
         )
-        rows = commit_with([*give_back, insert_statement(entry), *rollup_statements(entry)])
-    return saved(entry, rows[len(give_back)])
+
+    with ending_in_batch(last=last):
+        if on_server and commits_in_batch():
+            # All of it with the COMMIT; the check stops it if a row it counts on is gone.
+            found = entry(user_id, conversation_id, message_id)
+            check = (_SETTLE_CHECK, [reservation.pk, *[conversation_id] * 2, *[message_id] * 2])
+            rows = commit_with(
+                [
+                    *along,
+                    lock_hold,
+                    check,
+                    *give_back,
+                    insert_statement(found),
+                    *rollup_statements(found),
+                ]
+            )
+            return saved(found, rows[len(along) + 2 + len(give_back)])
+        rows = run_together([*along, lock_hold])
+        if check_along is not None:
+            check_along(rows[: len(along)])
+        released = rows[len(along)]  # the hold's row, if this call released it
+        # The ledger's references are not constraints: drop any deleted meanwhile.
+        if not released and not _exists(get_user_model(), user_id):
+            user_id = None
+        if not conversation_exists and not _exists(Conversation, conversation_id):
+            conversation_id = message_id = None
+        found = entry(user_id, conversation_id, message_id)
+        rows = commit_with([*give_back, insert_statement(found), *rollup_statements(found)])
+    return saved(found, rows[len(give_back)])
+
+
+# settle(on_server=True): the hold's row (locked by the statement before), the conversation
+# and the message, each if given, are there, or a division by zero aborts the transaction.
+_SETTLE_CHECK = """
+    SELECT 1 / CASE WHEN EXISTS (SELECT 1 FROM billing_reservation WHERE id = %s)
+        AND (%s::bigint IS NULL
+             OR EXISTS (SELECT 1 FROM conversations_conversation WHERE id = %s))
+        AND (%s::bigint IS NULL OR EXISTS (SELECT 1 FROM conversations_message WHERE id = %s))
+        THEN 1 ELSE 0 END
+"""
 
 
 def _exists(model, pk) -> bool:

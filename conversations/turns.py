@@ -484,20 +484,28 @@ def _finish_turn(
         message_id=reply.pk,
     )
     lock = _lock_statement(connection, conversation.pk, "KEY SHARE")  # see lock_conversation
+    # The conversation's lock, the reply's save and its counts go with the hold's own lock,
+    # the months, the ledger and the rollups and the COMMIT: one round trip, no ORM query
+    # built per reply. If the conversation or the hold is gone by then, the server's check
+    # aborts it, and the settlement is made again in two (the first finds out which).
+    along = [
+        *([lock] if lock else []),
+        update_statement(reply, fields),
+        *_count_turn(conversation, plan, outcome),
+    ]
+    check_along = partial(_reply_saved, locked=lock is not None)
     try:
+        try:
+            with ending_in_batch():
+                return settle(
+                    conversation_exists=True, along=along, last=True, on_server=True
+                ), True
+        except DataError as exc:
+            if not budgets.refused_on_server(exc):
+                raise
         with ending_in_batch():
-            # The conversation's lock, the reply's save and its counts go with the hold's own
-            # lock (one round trip), then the months, the ledger and the rollups with the
-            # COMMIT (another): no ORM query built per reply.
             return settle(
-                conversation_exists=True,
-                along=[
-                    *([lock] if lock else []),
-                    update_statement(reply, fields),
-                    *_count_turn(conversation, plan, outcome),
-                ],
-                check_along=partial(_reply_saved, locked=lock is not None),
-                last=True,
+                conversation_exists=True, along=along, check_along=check_along, last=True
             ), True
     except _ConversationGone:
         return settle(), False  # the conversation was deleted: a ledger row without it

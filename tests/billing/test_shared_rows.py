@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from django.db import OperationalError, connection, transaction
+from django.db import DataError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from billing import budgets
@@ -216,9 +216,8 @@ def test_a_settlement_locks_the_months_and_rollups_only_with_its_commit():
     assert reply.content == "Hi"
 
 
-def test_a_replys_save_and_settlement_lock_the_shared_rows_only_with_the_commit(monkeypatch):
-    user = UserFactory()
-    spend(user, "0.03", at=timezone.now(), ttft_ms=300, duration_ms=2_000)
+def a_finished_reply(user):
+    """A turn started and its reply streamed: (conversation, plan, reply, outcome)."""
     conversation = ConversationFactory(user=user)
     conversation, plan, _, reply = turns._create_turn(conversation.pk, "Hello")
     reply.status, reply.content = Message.Status.COMPLETE, "Hi there"
@@ -226,26 +225,69 @@ def test_a_replys_save_and_settlement_lock_the_shared_rows_only_with_the_commit(
     outcome.usage = {"input_tokens": 20, "output_tokens": 5}
     outcome.final_usage, outcome.model, outcome.status = True, reply.model, "complete"
     outcome.ttft_ms, outcome.duration_ms = 280, 1_900
-    seen = []
-    reply_saved = turns._reply_saved
+    return conversation, plan, reply, outcome
 
-    def look_then_check(rows, **kwargs):
-        seen.append(waits_for(SITE_MONTH, user_month(user), SITE_DAY, LATENCY))
-        return reply_saved(rows, **kwargs)
 
-    monkeypatch.setattr(turns, "_reply_saved", look_then_check)
+def test_a_replys_save_and_settlement_are_one_round_trip_with_the_commit():
+    user = UserFactory()
+    spend(user, "0.03", at=timezone.now(), ttft_ms=300, duration_ms=2_000)
+    conversation, plan, reply, outcome = a_finished_reply(user)
     batches = Batches()
     with connection.execute_wrapper(batches):
         entry, saved = turns._finish_turn(conversation, reply, ["status", "content"], plan, outcome)
 
-    assert seen == [[]]
-    assert len(batches) == 2  # (the ledger's price is cached from the turn's start)
-    assert "billing_globalmonth" in batches[-1] and batches[-1].endswith(SEPARATOR + COMMIT)
-    assert saved
+    # (the ledger's price is cached from the turn's start)
+    assert len(batches) == 1
+    assert "billing_globalmonth" in batches[0] and batches[0].endswith(SEPARATOR + COMMIT)
+    assert saved and entry.conversation_id == conversation.pk
     reply.refresh_from_db()
     assert (reply.status, reply.content) == (Message.Status.COMPLETE, "Hi there")
     month = UserMonth.objects.get(user=user, month=plan.reservation.month)
     assert (month.spent, month.reserved) == (Decimal("0.03") + entry.cost, 0)
+    assert not Reservation.objects.exists()
+
+
+def test_a_settlement_whose_conversation_was_deleted_is_made_again_without_it():
+    user = UserFactory()
+    conversation, plan, reply, outcome = a_finished_reply(user)
+    conversation.delete()
+
+    entry, saved = turns._finish_turn(conversation, reply, ["status", "content"], plan, outcome)
+
+    assert not saved
+    entry.refresh_from_db()
+    assert (entry.conversation_id, entry.message_id, entry.user_id) == (None, None, user.pk)
+    month = UserMonth.objects.get(user=user)
+    assert (month.spent, month.reserved) == (entry.cost, 0)
+    assert GlobalMonth.objects.get().reserved == 0
+
+
+def test_settling_a_hold_already_given_back_releases_nothing_more():
+    user = UserFactory()
+    conversation, plan, reply, outcome = a_finished_reply(user)
+    turns._finish_turn(conversation, reply, ["status", "content"], plan, outcome)
+
+    # Settled twice (the server's check finds the hold gone: the slower way writes it).
+    entry, saved = turns._finish_turn(conversation, reply, ["status", "content"], plan, outcome)
+
+    assert saved
+    assert LedgerEntry.objects.filter(message_id=reply.pk).count() == 2
+    month = UserMonth.objects.get(user=user)
+    assert (month.spent, month.reserved) == (2 * entry.cost, 0)
+    assert GlobalMonth.objects.get().reserved == 0
+
+
+def test_the_server_check_of_a_settlement_aborts_it_when_the_hold_is_gone():
+    user = UserFactory()
+    reservation = reserve(user=user, model=SONNET, prompt_tokens=100, max_tokens=100)
+    budgets.release(reservation)
+
+    with pytest.raises(DataError) as refused, ending_in_batch():
+        settle(reservation, usage={"output_tokens": 5}, model=SONNET, status="complete",
+               last=True, on_server=True)  # fmt: skip
+
+    assert budgets.refused_on_server(refused.value)
+    assert not LedgerEntry.objects.exists()
 
 
 def test_inside_a_callers_transaction_nothing_commits_early():

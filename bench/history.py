@@ -1,10 +1,12 @@
 """Queries and server time of one chat turn against the length of the history.
 
 In this process: the real ASGI application driven by channels' WebsocketCommunicator, the
-real SDK calling the fake API served on loopback (a thread of this process). For each N a
-conversation gets N - 2 earlier messages (bulk insert), then one warm-up turn (it sets the
-context start and learns the prompt overhead, as any earlier turn of a real conversation
-would), so the measured turn has exactly N earlier messages.
+real SDK calling the fake API served on loopback (a thread of this process). For each N and
+repetition a conversation gets N - 2 earlier messages (bulk insert; all of them first, then
+VACUUM ANALYZE), then one warm-up turn (it sets the context start and learns the prompt
+overhead, as any earlier turn of a real conversation would), so the measured turn has
+exactly N earlier messages. The lengths take turns (10, 100, 1,000, 10,000, 10, ...), so
+the machine's drift during a run weighs on each alike.
 
 - queries_per_turn.hN: chatsite.db.QueryLog, the queries of every thread (the turn's ORM
   calls run on a pool of threads, chatsite.db.orm), from the message
@@ -127,31 +129,38 @@ async def measure(application, *, repeats: int) -> dict:
         settings.ANTHROPIC_API_KEY = API_KEY
         settings.DEMO_MODE = False
         reset_clients()
-        for n in LENGTHS:
-            queries, times, in_context = [], [], []
-            for r in range(repeats):
-                (conversation_id,) = await sync_to_async(data.make_conversations)(user, 1)
-                await sync_to_async(data.add_history)(conversation_id, n - 2)
-                communicator = await _open(application, user, conversation_id)
-                await _send_and_wait(communicator, prompt(REPLY_TOKENS, "warm"))
+        # Every conversation is made first (then vacuumed and analyzed, as autovacuum would),
+        # and the measured turns take the lengths in turn (10, 100, 1,000, 10,000, 10, ...):
+        # the machine's drift during the run falls on every length alike, not on one block.
+        order = [(r, n) for r in range(repeats) for n in LENGTHS]
+        made = {}
+        for r, n in order:
+            (made[r, n],) = await sync_to_async(data.make_conversations)(user, 1)
+            await sync_to_async(data.add_history)(made[r, n], n - 2)
+        await sync_to_async(data.tidy)()
+        found = {n: {"queries": [], "times": [], "in_context": []} for n in LENGTHS}
+        for r, n in order:
+            communicator = await _open(application, user, made[r, n])
+            await _send_and_wait(communicator, prompt(REPLY_TOKENS, "warm"))
+            await generations.wait_all()
+            spans_before = len(upstream.spans)
+            with QueryLog() as log:  # every thread's queries (chatsite.db.orm)
+                sent = await _send_and_wait(communicator, prompt(REPLY_TOKENS, r))
                 await generations.wait_all()
-                spans_before = len(upstream.spans)
-                with QueryLog() as log:  # every thread's queries (chatsite.db.orm)
-                    sent = await _send_and_wait(communicator, prompt(REPLY_TOKENS, r))
-                    await generations.wait_all()
-                await communicator.disconnect()
-                reply_id = max(saved.saved)
-                (start, end), *_ = upstream.spans[spans_before:]
-                times.append((saved.saved[reply_id] - sent - (end - start)) * 1000)
-                queries.append(len(log.sql))
-                in_context.append(len(fake.requests[-1]["body"]["messages"]))
+            await communicator.disconnect()
+            reply_id = max(saved.saved)
+            (start, end), *_ = upstream.spans[spans_before:]
+            found[n]["times"].append((saved.saved[reply_id] - sent - (end - start)) * 1000)
+            found[n]["queries"].append(len(log.sql))
+            found[n]["in_context"].append(len(fake.requests[-1]["body"]["messages"]))
+        for n, seen in found.items():
             results[n] = {
-                "queries": queries,
-                "turn_ms": summary(times),
-                "messages_sent_to_claude": in_context,
-                "median_ms": statistics.median(times),
+                "queries": seen["queries"],
+                "turn_ms": summary(seen["times"]),
+                "messages_sent_to_claude": seen["in_context"],
+                "median_ms": statistics.median(seen["times"]),
             }
-            print(f"  h{n}: queries {queries}, turn {results[n]['turn_ms']}", flush=True)
+            print(f"  h{n}: queries {seen['queries']}, turn {results[n]['turn_ms']}", flush=True)
     saved.remove()
     await aclose_client()  # its aiohttp session belongs to this loop
     await sync_to_async(connections.close_all)()

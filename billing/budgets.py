@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -165,18 +166,25 @@ def reserve(
         cache_ttl=cache_ttl,
         at=at,
     )
-    try:
-        outcome = _hold_once(hold, on_server=True)
-    except DataError as exc:
-        if not refused_on_server(exc):
-            raise
-        outcome = _hold_once(hold, on_server=False)  # names the budget, frees expired holds
+    outcome = server_checked(partial(_hold_once, hold))  # the second names the budget
     if isinstance(outcome, BudgetExceeded):
         raise outcome  # out of the block: an exception in it would doom the caller's
     return outcome
 
 
-def _hold_once(hold: Hold, *, on_server: bool) -> Reservation | BudgetExceeded:
+def server_checked[T](attempt: Callable[[bool], T]) -> T:
+    """`attempt(True)`: the work in one round trip with its COMMIT, a check on the server
+    (`Hold.checked`, `settle(on_server=True)`) aborting it when a row is not as it counts
+    on; if so, `attempt(False)`, the way that reads the rows back and finds out why."""
+    try:
+        return attempt(True)
+    except DataError as exc:
+        if not refused_on_server(exc):
+            raise
+    return attempt(False)
+
+
+def _hold_once(hold: Hold, on_server: bool) -> Reservation | BudgetExceeded:
     """In its own transaction when not in one: alone, one round trip with the COMMIT, the
     budgets checked by the server (a refusal raises its DataError); else the holds, read
     back and checked here, then the site's hold with the COMMIT."""
@@ -254,15 +262,12 @@ class Hold:
         user_hold = (_USER_HOLD, [user_id, month, amount, user_id])
         site_hold = (_GLOBAL_HOLD, [month, amount])
         reservation_row = insert_statement(self.reservation)
-        check = (
-            (_CHECK, [default_user_budget(), user_id, month])
-            if self.cap is None
-            else (_CHECK_WITH_SITE, [month, self.cap, default_user_budget(), user_id, month])
-        )
         if self.cap is None:
             self.first, self.last = [user_hold, reservation_row], [site_hold]
+            check = (_CHECK, [default_user_budget(), user_id, month])
         else:
             self.first, self.last = [user_hold, site_hold, reservation_row], []
+            check = (_CHECK_WITH_SITE, [month, self.cap, default_user_budget(), user_id, month])
         self.checked = [*self.first[:-1], check, reservation_row]
 
     @property
@@ -360,7 +365,7 @@ _GLOBAL_HOLD = """
 # the user's limit (their override, 0 or empty for unlimited, else the default) or the
 # site's cap divides by zero, and the error aborts the transaction before its COMMIT. Both
 # rows were upserted earlier in the same transaction, so they are locked and read as held.
-_CHECK = """
+_CHECK_TEMPLATE = """
     SELECT 1 / CASE WHEN (limits.usd > 0 AND u.spent + u.reserved > limits.usd){site}
         THEN 0 ELSE 1 END
     FROM billing_usermonth u, LATERAL (SELECT COALESCE(
@@ -369,15 +374,16 @@ _CHECK = """
     ) AS usd) limits
     WHERE u.user_id = %s AND u.month = %s
 """
-_CHECK_WITH_SITE = _CHECK.format(
+_CHECK = _CHECK_TEMPLATE.format(site="")
+_CHECK_WITH_SITE = _CHECK_TEMPLATE.format(
     site="\n        OR (SELECT g.spent + g.reserved FROM billing_globalmonth g"
     " WHERE g.month = %s) > %s"
 )
-_CHECK = _CHECK.format(site="")
 
 
 def refused_on_server(exc: BaseException) -> bool:
-    """Whether a database error is the server's check of `Hold.checked` refusing the hold."""
+    """Whether a database error is a server-side check refusing (`Hold.checked`, a hold past
+    a budget; `settle(on_server=True)`, a row gone): the checks divide by zero."""
     return isinstance(exc.__cause__, psycopg_errors.DivisionByZero)
 
 

@@ -14,7 +14,7 @@ from functools import partial
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, DataError, connection, connections, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import Subquery
 from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
@@ -254,18 +254,13 @@ def _create_turn(conversation_id: int, text: str):
     COMMIT, the budgets checked by the server before it (`budgets.Hold.checked`), so no row
     shared with other turns (the user's and the site's months) is locked across a round trip
     of this thread. A hold past a budget aborts that transaction, and the turn is tried once
-    more the way that reads the holds back (`_start_turn(checked_on_server=False)`), which
+    more the way that reads the holds back (`budgets.server_checked`), which
     frees expired holds in the way or refuses with the budget's own message. Four round
     trips on SQLite, where an id is known only after its insert."""
-    try:
-        return _start_turn(conversation_id, text, checked_on_server=True)
-    except DataError as exc:
-        if not budgets.refused_on_server(exc):
-            raise
-    return _start_turn(conversation_id, text, checked_on_server=False)
+    return budgets.server_checked(partial(_start_turn, conversation_id, text))
 
 
-def _start_turn(conversation_id: int, text: str, *, checked_on_server: bool):
+def _start_turn(conversation_id: int, text: str, checked_on_server: bool):
     with ending_in_batch():
         now = timezone.now()
         conversation, earlier, ids = _locked_with_context(conversation_id)
@@ -493,20 +488,19 @@ def _finish_turn(
         update_statement(reply, fields),
         *_count_turn(conversation, plan, outcome),
     ]
-    check_along = partial(_reply_saved, locked=lock is not None)
-    try:
-        try:
-            with ending_in_batch():
-                return settle(
-                    conversation_exists=True, along=along, last=True, on_server=True
-                ), True
-        except DataError as exc:
-            if not budgets.refused_on_server(exc):
-                raise
+
+    def save_and_settle(on_server: bool) -> LedgerEntry:
         with ending_in_batch():
             return settle(
-                conversation_exists=True, along=along, check_along=check_along, last=True
-            ), True
+                conversation_exists=True,
+                along=along,
+                check_along=partial(_reply_saved, locked=lock is not None),  # the two-trip way
+                last=True,
+                on_server=on_server,
+            )
+
+    try:
+        return budgets.server_checked(save_and_settle), True
     except _ConversationGone:
         return settle(), False  # the conversation was deleted: a ledger row without it
     except DatabaseError:

@@ -14,18 +14,21 @@ def test_statements_run_in_order_and_each_gives_its_rows():
     conversation = ConversationFactory()
     message = Message(conversation=conversation, role="user", content="Hi")
 
-    inserted, updated, counted = run_together(
+    inserted, updated, nothing, counted = run_together(
         [
             insert_statement(message),
             ("UPDATE conversations_message SET content = %s WHERE conversation_id = %s",
              ["Hello", conversation.pk]),
+            ("SELECT id FROM conversations_message WHERE conversation_id = %s",
+             [conversation.pk + 1]),
             ("SELECT content FROM conversations_message WHERE conversation_id = %s",
              [conversation.pk]),
         ]
     )  # fmt: skip
 
     saved(message, inserted)
-    assert updated == []
+    assert updated == []  # no rows to give
+    assert nothing == []  # rows to give, none found
     assert counted == [("Hello",)]  # the SELECT ran after the UPDATE
     assert Message.objects.get(pk=message.pk).content == "Hello"
     assert not message._state.adding

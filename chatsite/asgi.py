@@ -14,9 +14,11 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from chatsite.routing import websocket_urlpatterns  # noqa: E402
 from chatsite.wsframes import skip_frame_log_formatting, write_frames_at_once  # noqa: E402
+from conversations.claude.client import close_clients_at_shutdown  # noqa: E402
 from conversations.recovery import recover_at_start  # noqa: E402
 
 recover_at_start()  # replies a crashed process left `streaming` become `interrupted`
+close_clients_at_shutdown()
 
 skip_frame_log_formatting()  # per frame sent (chatsite.wsframes)
 write_frames_at_once()

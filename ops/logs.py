@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.utils.log import AdminEmailHandler
 
 REDACTED = "[REDACTED]"
@@ -21,8 +22,6 @@ MIN_SECRET_LENGTH = 8  # shorter configured "keys" (e.g. "demo") are not secrets
 
 
 def _configured_secrets() -> list[str]:
-    from django.conf import settings
-
     if not settings.configured:
         return []
     key = getattr(settings, "ANTHROPIC_API_KEY", "") or ""

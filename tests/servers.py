@@ -25,8 +25,11 @@ def test_database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def start_daphne(*, fake_base_url: str, port: int | None = None, **env: str):
-    """Start daphne serving chatsite; return (process, base_url) once it accepts."""
+def start_daphne(
+    *, fake_base_url: str, port: int | None = None, log_path: Path | None = None, **env: str
+):
+    """Start daphne serving chatsite; return (process, base_url) once it accepts. Its output
+    goes to `log_path` when given."""
     port = port or free_port()
     full_env = (
         os.environ
@@ -39,14 +42,17 @@ def start_daphne(*, fake_base_url: str, port: int | None = None, **env: str):
         | env
     )
     full_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    log = subprocess.DEVNULL if log_path is None else open(log_path, "ab")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
          "chatsite.asgi:application"],
         cwd=ROOT,
         env=full_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )  # fmt: skip
+    if log_path is not None:
+        log.close()  # the child has its own copy
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import weakref
 from functools import lru_cache
 
@@ -55,6 +56,26 @@ async def aclose_client() -> None:
     client = _clients.pop(asyncio.get_running_loop(), None)
     if client is not None:
         await client.close()
+
+
+def close_clients_at_shutdown() -> None:
+    """Under daphne, close the loop's client before the server stops.
+
+    Otherwise its aiohttp session is still open when the interpreter exits. aiohttp then
+    complains from a finaliser, by which time logging can no longer import anything: a
+    traceback at every stop. daphne runs on Twisted's asyncio reactor, and a "before
+    shutdown" trigger that returns a Deferred is awaited before the loop stops. Served by
+    anything else, there is no reactor and nothing is registered.
+    """
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is None or not hasattr(reactor, "addSystemEventTrigger"):
+        return
+    from twisted.internet.defer import Deferred
+
+    def close() -> Deferred:
+        return Deferred.fromFuture(asyncio.ensure_future(aclose_client()))
+
+    reactor.addSystemEventTrigger("before", "shutdown", close)
 
 
 def reset_clients() -> None:

@@ -78,6 +78,29 @@ async def test_daphne_killed_mid_stream_then_restarted_marks_reply_interrupted(u
     assert user_message.content == "Tell me a long story"
 
 
+async def test_daphne_stops_without_a_traceback_after_calls_to_claude(user, fake_api, tmp_path):
+    """The SDK client's aiohttp session is closed before the server stops, not left to the
+    interpreter's exit (where aiohttp's finaliser logged a traceback at every stop)."""
+    conversation = await sync_to_async(ConversationFactory)(user=user)
+    fake_api.script(Scripted(text="A short answer."))
+    cookie = await session_cookie(user)
+    log = tmp_path / "daphne.log"
+    process, url = await sync_to_async(start_daphne)(
+        fake_base_url=fake_api.base_url, log_path=log, CLAUDE_HTTP_CLIENT="aiohttp"
+    )
+    try:
+        async with ws_connect(url, conversation.pk, cookie) as ws:
+            await ws.send(json.dumps({"text": "Hello"}))
+            _, final = await read_to_end(ws)
+    finally:
+        await sync_to_async(stop)(process)
+    assert 'data-status="complete"' in final
+    assert process.returncode == 0
+    output = log.read_text()
+    assert "Exception ignored" not in output
+    assert "Unclosed" not in output
+
+
 @pytest.fixture
 def redis_url():
     client = redis.Redis.from_url(REDIS_URL)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 PREFIX = "ops:calls"
 BUCKETS_PER_WINDOW = 30
@@ -67,13 +68,55 @@ def record(call: dict[str, Any], *, error: bool, now: float | None = None) -> No
     size = _bucket_seconds(window)
     index = int(now // size)
     timeout = window + 2 * size
-    _bump(f"{PREFIX}:n:{size}:{index}", timeout)
+    counters = [(f"{PREFIX}:n:{size}:{index}", timeout)]
+    rings = [("recent", RECENT_SLOTS)]
     if error:
-        _bump(f"{PREFIX}:e:{size}:{index}", timeout)
+        counters.append((f"{PREFIX}:e:{size}:{index}", timeout))
+        rings.append(("failures", FAILURE_SLOTS))
     item = {**call, "time": now}
-    _push("recent", RECENT_SLOTS, item)
-    if error:
-        _push("failures", FAILURE_SLOTS, item)
+    redis_cache = _redis_cache()
+    if redis_cache is not None:
+        _record_in_redis(redis_cache, counters, rings, item)
+        return
+    for key, key_timeout in counters:
+        _bump(key, key_timeout)
+    for ring, slots in rings:
+        _push(ring, slots, item)
+
+
+def _redis_cache() -> RedisCache | None:
+    found = caches[DEFAULT_CACHE_ALIAS]
+    return found if isinstance(found, RedisCache) else None
+
+
+def _record_in_redis(
+    redis_cache: RedisCache,
+    counters: list[tuple[str, int | None]],
+    rings: list[tuple[str, int]],
+    item: dict[str, Any],
+) -> None:
+    """`record` in two round trips to Redis instead of 7 (14 for a failure).
+
+    Django's cache API makes a round trip per operation, and its `incr` checks that the key
+    exists first. The log record of every call runs in the ORM thread that settles the
+    reply, before the final frame goes out. Here every counter, the rings' sequences
+    included, is created and incremented in one MULTI/EXEC. Then each ring's slot is
+    written, which needs its sequence number. The keys and the values are Django's, so
+    `cache.get_many` reads them as before.
+    """
+    client = redis_cache._cache.get_client(write=True)
+    key = redis_cache.make_and_validate_key
+    counted = [*counters, *((f"{PREFIX}:{ring}:seq", None) for ring, _ in rings)]
+    with client.pipeline(transaction=True) as pipe:
+        for name, timeout in counted:
+            pipe.set(key(name), 0, ex=timeout, nx=True)  # add(): only when missing
+            pipe.incr(key(name))
+        values = pipe.execute()[1::2]
+    dump = redis_cache._cache._serializer.dumps
+    with client.pipeline(transaction=False) as pipe:
+        for (ring, slots), seq in zip(rings, values[len(counters) :], strict=True):
+            pipe.set(key(f"{PREFIX}:{ring}:{seq % slots}"), dump({**item, "seq": seq}), ex=RING_TTL)
+        pipe.execute()
 
 
 def stats(now: float | None = None) -> WindowStats:

@@ -28,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.harness import RESULTS, ROOT, database_url, setup_django
+from bench.harness import RESULTS, ROOT, database_url, ensure_database, migrate, setup_django
 
 CHILD = """
 import json, os, sys
@@ -89,9 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not installed (Debian: apt-get install valgrind)")
+    ensure_database()
     setup_django()
-    from bench.harness import migrate
-
     migrate()
     base = instructions("start", [])
     figures = {}

@@ -30,6 +30,7 @@ from django.db.models.sql.subqueries import UpdateQuery
 from psycopg import _queries, pq
 
 Statement = tuple[str, Sequence[Any]]
+_ROWS = pq.ExecStatus.TUPLES_OK  # a statement's result with rows to fetch
 
 
 @functools.cache
@@ -120,9 +121,6 @@ def run_together(statements: Sequence[Statement]) -> list[list[tuple]]:
                 results.append(results_of.fetchall() if rows else [])
                 results_of.nextset()
     return results
-
-
-_ROWS = pq.ExecStatus.TUPLES_OK
 
 
 COMMIT = "COMMIT"

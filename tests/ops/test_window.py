@@ -25,6 +25,14 @@ def backend(request, settings):
     cache.clear()
 
 
+@pytest.fixture
+def in_redis(settings):
+    settings.CACHES = REDIS
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def call(n: int, *, failed: bool = False) -> dict:
     return {
         "request_id": f"req_{n}",
@@ -37,9 +45,9 @@ def call(n: int, *, failed: bool = False) -> dict:
     }
 
 
-def record_calls(count: int, *, failing: set[int] = frozenset(), start: float = NOW) -> None:
+def record_calls(count: int, *, failing: set[int] = frozenset()) -> None:
     for n in range(count):
-        window.record(call(n, failed=n in failing), error=n in failing, now=start + n)
+        window.record(call(n, failed=n in failing), error=n in failing, now=NOW + n)
 
 
 def test_counts_and_rings_are_the_same_in_memory_and_in_redis(backend):
@@ -64,9 +72,7 @@ def test_the_rings_keep_only_their_slots(backend):
     assert recent[0]["seq"] == window.RECENT_SLOTS + 7  # the oldest were overwritten
 
 
-def test_counters_expire_with_the_window_in_redis(settings):
-    settings.CACHES = REDIS
-    cache.clear()
+def test_counters_expire_with_the_window_in_redis(settings, in_redis):
     record_calls(1, failing={0})
 
     client = redis.Redis.from_url(REDIS_URL)
@@ -79,12 +85,9 @@ def test_counters_expire_with_the_window_in_redis(settings):
     }
     assert all(0 < ttl <= settings.ALERT_WINDOW_SECONDS + 2 * size for ttl in ttls.values())
     assert client.ttl(cache.make_and_validate_key(f"{window.PREFIX}:recent:seq")) == -1  # kept
-    cache.clear()
 
 
-def test_a_call_is_recorded_in_two_round_trips_to_redis(settings, monkeypatch):
-    settings.CACHES = REDIS
-    cache.clear()
+def test_a_call_is_recorded_in_two_round_trips_to_redis(in_redis, monkeypatch):
     trips = []
     pipeline_execute = redis.client.Pipeline.execute
     single = redis.Redis.execute_command
@@ -105,4 +108,3 @@ def test_a_call_is_recorded_in_two_round_trips_to_redis(settings, monkeypatch):
     assert trips == ["pipeline", "pipeline"]  # Django's cache API: 14 for a failure
     assert window.stats(now=NOW).errors == 1
     assert [c["request_id"] for c in window.recent_failures()] == ["req_1"]
-    cache.clear()

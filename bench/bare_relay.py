@@ -18,6 +18,7 @@ import html
 import itertools
 import json
 import os
+from collections import deque
 
 import anthropic
 import orjson
@@ -48,39 +49,82 @@ def client() -> anthropic.AsyncAnthropic:
 
 
 class Coalescer:
-    """DeltaRelay's pacing, sending straight to the socket."""
+    """DeltaRelay's pacing, sending straight to the socket: a frame the rate allows goes
+    from `push`, by a task started eagerly; text within the interval waits for one timer;
+    the last text as soon as no second would hold more than the rate's frames."""
 
     def __init__(self, send, reply_id: int) -> None:
         self.send = send
         self.head = f'<div hx-swap-oob="beforeend:#message-{reply_id}-stream">'
         self.interval = 1.0 / FRAMES_PER_SECOND
+        self.loop = asyncio.get_running_loop()
+        self.sent_at: deque[float] = deque(maxlen=max(int(FRAMES_PER_SECOND), 1))
         self.pending: list[str] = []
-        self.ready = asyncio.Event()
+        self.next_at = 0.0
         self.closed = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: asyncio.Task | None = None
+        self._drained: asyncio.Future[None] = self.loop.create_future()
 
     def push(self, text: str) -> None:
         self.pending.append(text)
-        self.ready.set()
-
-    async def flush(self) -> None:
-        if self.pending:
-            text = "".join(self.pending)
-            self.pending.clear()
-            await self.send(
-                {"type": "websocket.send", "text": f"{self.head}{html.escape(text)}</div>"}
-            )
-
-    async def run(self) -> None:
-        while not self.closed:
-            await self.ready.wait()
-            self.ready.clear()
-            await self.flush()
-            await asyncio.sleep(self.interval)
-        await self.flush()
+        if self._timer is None and self._sending is None:
+            self._next_frame()
 
     def close(self) -> None:
         self.closed = True
-        self.ready.set()
+        if self._sending is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._next_frame()
+
+    async def drained(self) -> None:
+        await self._drained
+
+    def _next_frame(self) -> None:
+        if not self.pending:
+            if self.closed and not self._drained.done():
+                self._drained.set_result(None)
+            return
+        now = self.loop.time()
+        due = self.next_at
+        if self.closed:
+            full = len(self.sent_at) == self.sent_at.maxlen
+            due = self.sent_at[0] + 1.0 if full else now
+        if due > now:
+            self._timer = self.loop.call_at(due, self._due)
+            return
+        sending = asyncio.eager_task_factory(self.loop, self._send())
+        if not sending.done():
+            self._sending = sending
+            sending.add_done_callback(self._sent)
+        else:
+            self._settled()
+
+    def _due(self) -> None:
+        self._timer = None
+        if self._sending is None:
+            self._next_frame()
+
+    def _sent(self, _task) -> None:
+        self._sending = None
+        self._settled()
+
+    def _settled(self) -> None:
+        if self.pending and not self.closed:
+            if self._timer is None:
+                self._timer = self.loop.call_at(self.next_at, self._due)
+        elif self._timer is None:
+            self._next_frame()
+
+    async def _send(self) -> None:
+        text = "".join(self.pending)
+        self.pending.clear()
+        now = self.loop.time()
+        self.sent_at.append(now)
+        self.next_at = now + self.interval
+        await self.send({"type": "websocket.send", "text": f"{self.head}{html.escape(text)}</div>"})
 
 
 async def relay(send, text: str) -> None:
@@ -93,7 +137,6 @@ async def relay(send, text: str) -> None:
         }
     )
     coalescer = Coalescer(send, reply_id)
-    pacing = asyncio.create_task(coalescer.run())
     parts: list[str] = []
     status = "complete"
     try:
@@ -125,7 +168,7 @@ async def relay(send, text: str) -> None:
         status = "failed"
     finally:
         coalescer.close()
-        await pacing
+        await coalescer.drained()
     body = html.escape("".join(parts))
     await send(
         {

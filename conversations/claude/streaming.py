@@ -92,6 +92,15 @@ class DeltaRelay:
     While the reply streams, frames are at least an interval apart. Its last text goes as
     soon as no second would then hold more than the rate's frames: at once for a reply of
     fewer frames than that, instead of an interval after the frame before it.
+
+    A delta whose frame may go now is sent from `push`, in the task reading the stream, by a
+    task started eagerly (`_send`): with this process's tabs only, sending never waits, so
+    the frame is out before `push` returns, with no wake-up of another task, no timer and
+    no turn of the event loop. (Each of those was a callback of the loop per delta, and the
+    first delta's frame waited a turn of the busy loop under load.) A delta that comes
+    within the interval waits for one timer, armed once for all the text it gathers. A
+    send that does wait (Redis) goes on as its own task: a stop of the reply does not cut
+    it in half.
     """
 
     def __init__(self, generation: Generation, group: str) -> None:
@@ -101,27 +110,96 @@ class DeltaRelay:
         self.local_only = tabs.reaches_every_tab(self.layer)
         self.shared_text = streambuffer.shared()  # other processes catch up from Redis
         self.interval = 1.0 / settings.STREAM_FRAMES_PER_SECOND
+        self.loop = asyncio.get_running_loop()
         # When the latest frames went (loop time): as many as a second may hold.
         self.sent_at: deque[float] = deque(maxlen=max(int(settings.STREAM_FRAMES_PER_SECOND), 1))
         self.pending: list[str] = []
         self.sent = generation.length  # characters already broadcast (a continued reply)
-        self.ready = asyncio.Event()
+        self.next_at = 0.0  # loop time before which no frame may go
         self.closed = False
-        self._pause: asyncio.Future[None] | None = None  # the wait between two frames
+        self._timer: asyncio.TimerHandle | None = None  # the paced frame's
+        self._sending: asyncio.Task[None] | None = None  # a send that is waiting
+        self._drained: asyncio.Future[None] = self.loop.create_future()
+        self._announcement: asyncio.Task[None] | None = None
+        if not generation.announced.is_set():  # no frame before the tabs know the reply
+            self._announcement = self.loop.create_task(self._after_announcement())
 
     def push(self, text: str) -> None:
         if "\x00" in text:  # Postgres text cannot hold NUL; nobody needs to see it
             text = text.replace("\x00", "")
         self.generation.append(text)
         self.pending.append(text)
-        self.ready.set()
+        if self._timer is None and self._sending is None and self.generation.announced.is_set():
+            self._next_frame()
 
-    async def flush(self) -> None:
-        if not self.pending:
+    def close(self) -> None:
+        """No more text: send what is pending as soon as the rate allows, then drain."""
+        if self.closed:
             return
+        self.closed = True
+        if self._sending is None and self.generation.announced.is_set():
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._next_frame()
+
+    async def drained(self) -> None:
+        """Wait until the relay is closed and all of its text was sent."""
+        await self._drained
+
+    async def _after_announcement(self) -> None:
+        await self.generation.announced.wait()
+        if self._timer is None and self._sending is None:
+            self._next_frame()
+
+    def _next_frame(self) -> None:
+        """Send pending text now if the rate allows, else arm the timer for when it does."""
+        if not self.pending:
+            if self.closed and not self._drained.done():
+                self._drained.set_result(None)
+            return
+        now = self.loop.time()
+        due = self.next_at
+        if self.closed:
+            # The reply's last text: as soon as the rate allows (at once unless the last
+            # second already holds as many frames as it may).
+            full = len(self.sent_at) == self.sent_at.maxlen
+            due = self.sent_at[0] + 1.0 if full else now
+        if due > now:
+            self._timer = self.loop.call_at(due, self._due)
+            return
+        send = asyncio.eager_task_factory(self.loop, self._send())
+        if not send.done():
+            self._sending = send  # waiting for Redis: the next frame after it
+            send.add_done_callback(self._sent)
+        else:
+            self._settled(send)
+
+    def _due(self) -> None:
+        self._timer = None
+        if self._sending is None:
+            self._next_frame()
+
+    def _sent(self, send: asyncio.Task[None]) -> None:
+        self._sending = None
+        self._settled(send)
+
+    def _settled(self, send: asyncio.Task[None]) -> None:
+        if not send.cancelled() and send.exception() is not None:
+            logger.warning("a frame of reply %s was not sent", self.generation.reply_id,
+                           exc_info=send.exception())  # fmt: skip
+        if self.pending and not self.closed:
+            if self._timer is None:
+                self._timer = self.loop.call_at(self.next_at, self._due)
+        elif self._timer is None:
+            self._next_frame()
+
+    async def _send(self) -> None:
         text = "".join(self.pending)
         self.pending.clear()
-        self.sent_at.append(asyncio.get_running_loop().time())
+        now = self.loop.time()
+        self.sent_at.append(now)
+        self.next_at = now + self.interval
         offset = self.sent
         self.sent += len(text)
         if self.shared_text:
@@ -135,42 +213,6 @@ class DeltaRelay:
         await tabs.deliver(self.generation.conversation_id, event)
         if not self.local_only:
             await self.layer.group_send(self.group, event)
-
-    async def run(self) -> None:
-        """Send pending text, then wait at least one interval before the next frame (the
-        last one excepted, see the class)."""
-        loop = asyncio.get_running_loop()
-        await self.generation.announced.wait()  # no frame before the tabs know the reply
-        while not self.closed:
-            await self.ready.wait()
-            self.ready.clear()
-            await self.flush()
-            if self.closed and not self.pending:
-                return  # the reply is over and all of it was sent: no frame to pace
-            next_frame = loop.time() + self.interval
-            self._pause = loop.create_future()
-            timer = loop.call_at(next_frame, _release, self._pause)
-            try:
-                await self._pause  # close() ends it early: the reply need not wait a frame
-            finally:
-                timer.cancel()
-                self._pause = None
-            # The reply's last text: as soon as the rate allows (at once unless the last
-            # second already holds as many frames as it may).
-            if self.closed and self.pending and len(self.sent_at) == self.sent_at.maxlen:
-                await asyncio.sleep(self.sent_at[0] + 1.0 - loop.time())
-        await self.flush()
-
-    def close(self) -> None:
-        self.closed = True
-        self.ready.set()
-        if self._pause is not None:
-            _release(self._pause)
-
-
-def _release(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 async def stream_reply(
@@ -365,7 +407,6 @@ async def generate_reply(
 ) -> ReplyOutcome:
     """Run the stream, the relay and the stop listener; always end with a final status."""
     relay = DeltaRelay(generation, group_name(generation.conversation_id))
-    relay_task = asyncio.create_task(relay.run())
     # With the in-memory layer a stop cancels the task directly (turns.stop_replies).
     stop_task = (
         None
@@ -417,7 +458,7 @@ async def generate_reply(
             outcome.retry_in = exc.retry_in
     finally:
         relay.close()
-        waits = [asyncio.shield(relay_task)]
+        waits = [asyncio.shield(relay.drained())]
         if stop_task is not None:
             stop_task.cancel()
             waits.append(stop_task)

@@ -196,7 +196,9 @@ async def application(scope, receive, send) -> None:
         if message["type"] == "websocket.disconnect":
             break
         if message["type"] == "websocket.receive" and message.get("text"):
-            task = asyncio.create_task(relay(send, json.loads(message["text"])["text"]))
+            task = asyncio.eager_task_factory(  # as the app starts a reply's task
+                asyncio.get_running_loop(), relay(send, json.loads(message["text"])["text"])
+            )
             running.add(task)
             task.add_done_callback(running.discard)
     if running:

@@ -58,11 +58,18 @@ class Generations:
         self._heartbeat: asyncio.Task[None] | None = None
 
     def start(self, generation: Generation, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run the reply as a task owned by the registry until it finishes."""
+        """Run the reply as a task owned by the registry until it finishes.
+
+        The task starts eagerly: it runs at once, up to its first wait (with a pooled
+        connection, the request to Claude on its way), instead of from the next turn of the
+        event loop, which under load came milliseconds later, before the request could
+        leave."""
         self._ensure_heartbeat()
-        task = asyncio.get_running_loop().create_task(coro, name=f"reply-{generation.reply_id}")
-        generation.task = task
         self._running[generation.reply_id] = generation
+        task = asyncio.eager_task_factory(
+            asyncio.get_running_loop(), coro, name=f"reply-{generation.reply_id}"
+        )
+        generation.task = task
         task.add_done_callback(lambda t: self._finished(generation.reply_id, t))
         return task
 

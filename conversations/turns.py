@@ -5,7 +5,6 @@ Also the follow-ups on a reply: stop it, regenerate it, continue it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import namedtuple
 from collections.abc import Callable
@@ -372,10 +371,10 @@ def _start(conversation: Conversation, reply: Message, plan, text: str = "") -> 
 
 
 async def _announce(generation: Generation, event: Callable[[], dict]) -> None:
-    """Tell the tabs about a reply that has started: the call to Claude goes out first (the
-    event is rendered while it is on its way), the reply's frames wait for this one."""
+    """Tell the tabs about a reply that has started: the call to Claude went out first (the
+    reply's task started eagerly, up to its first wait: see `Generations.start`), the event
+    is rendered while it is on its way, and the reply's frames wait for this one."""
     try:
-        await asyncio.sleep(0)  # the reply's task runs up to its first wait: the request
         await _best_effort(_broadcast(generation.conversation_id, event()))
     finally:
         generation.announced.set()

@@ -138,3 +138,23 @@ async def test_a_send_that_waits_keeps_the_order_and_survives_a_stop(monkeypatch
     release.set()
     await asyncio.wait_for(relay.drained(), 2)
     assert sent == ["a", "bc"]
+
+
+async def test_a_reply_task_runs_up_to_its_first_wait_when_started():
+    """The reply's task starts eagerly: its request is on its way before `start` returns,
+    not a turn of the event loop later."""
+    from conversations.generations import generations
+
+    steps: list[str] = []
+
+    async def reply() -> None:
+        steps.append("request sent")
+        await asyncio.sleep(0)
+        steps.append("streaming")
+
+    task = generations.start(Generation(reply_id=10**9, conversation_id=10**9), reply())
+    assert steps == ["request sent"]
+    await task
+    assert steps == ["request sent", "streaming"]
+    await asyncio.sleep(0)  # the registry's done callback
+    assert generations.get(10**9) is None

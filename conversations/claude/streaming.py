@@ -185,9 +185,10 @@ class DeltaRelay:
         self._settled(send)
 
     def _settled(self, send: asyncio.Task[None]) -> None:
-        if not send.cancelled() and send.exception() is not None:
+        error = None if send.cancelled() else send.exception()
+        if error is not None:  # the frames after it still go (the final frame has it all)
             logger.warning("a frame of reply %s was not sent", self.generation.reply_id,
-                           exc_info=send.exception())  # fmt: skip
+                           exc_info=error)  # fmt: skip
         if self.pending and not self.closed:
             if self._timer is None:
                 self._timer = self.loop.call_at(self.next_at, self._due)

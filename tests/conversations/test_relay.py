@@ -1,6 +1,7 @@
 """The relay's pacing: at most STREAM_FRAMES_PER_SECOND delta frames in any second, the
 first at once, and a reply's last text as soon as that rate allows (not an interval after
-the frame before it); a frame the rate allows is sent by `push` itself."""
+the frame before it); a frame the rate allows is sent by `push` itself. And a reply's task
+starts eagerly."""
 
 import asyncio
 
@@ -158,3 +159,24 @@ async def test_a_reply_task_runs_up_to_its_first_wait_when_started():
     assert steps == ["request sent", "streaming"]
     await asyncio.sleep(0)  # the registry's done callback
     assert generations.get(10**9) is None
+
+
+async def test_a_send_that_fails_does_not_stop_the_frames_after_it(monkeypatch, settings, caplog):
+    settings.STREAM_FRAMES_PER_SECOND = 1000
+    sent: list[str] = []
+
+    async def deliver(conversation_id, event):
+        if not sent and event["text"] == "lost":
+            sent.append("")  # fail once
+            raise ConnectionError("Redis went away")
+        sent.append(event["text"])
+
+    monkeypatch.setattr(tabs, "deliver", deliver)
+    relay = relay_for_test()
+    relay.push("lost")
+    await asyncio.sleep(0.01)
+    relay.push("kept")
+    relay.close()
+    await asyncio.wait_for(relay.drained(), 2)
+    assert sent == ["", "kept"]
+    assert "a frame of reply 1 was not sent" in caplog.text

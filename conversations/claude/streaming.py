@@ -342,12 +342,15 @@ async def stream_with_retries(
     relay: DeltaRelay,
     outcome: ReplyOutcome,
     gated: bool = True,
+    breaker_state: dict | None = None,
 ) -> None:
     """One call to Claude, retried while nothing new was shown; the breaker gates each try
-    (the fallback model is not gated: it is what takes over while the breaker is open)."""
+    (the fallback model is not gated: it is what takes over while the breaker is open).
+    `breaker_state`: the breaker's keys as just read for the first try (`breaker.allow`)."""
     attempt = 0
     while True:
-        probing = await breaker.allow() if gated else False
+        probing = await breaker.allow(breaker_state) if gated else False
+        breaker_state = None  # a retry reads it again
         shown = generation.length
         outcome.attempts += 1
         outcome.connected = False
@@ -417,12 +420,19 @@ async def generate_reply(
     outcome = ReplyOutcome(model=request.model)
     try:
         async with slots or contextlib.nullcontext():
-            # A stop that came before the listener was subscribed (waiting for a slot).
-            if await cacheio.call("get", stop_key(generation.reply_id)):
+            # A stop that came before the listener was subscribed (waiting for a slot), read
+            # with the breaker's state: one trip to the cache before the request.
+            stopped = stop_key(generation.reply_id)
+            found = await cacheio.call("get_many", [stopped, *breaker.STATE_KEYS])
+            if found.get(stopped):
                 raise asyncio.CancelledError
             try:
                 await stream_with_retries(
-                    request=request, generation=generation, relay=relay, outcome=outcome
+                    request=request,
+                    generation=generation,
+                    relay=relay,
+                    outcome=outcome,
+                    breaker_state=found,
                 )
             except Exception as exc:
                 fallback = settings.CLAUDE_FALLBACK_MODEL

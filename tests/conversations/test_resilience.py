@@ -334,3 +334,24 @@ async def test_a_reconnecting_page_gets_replies_that_finished_meanwhile(user, fa
     await communicator.disconnect()
     assert frame.startswith(f'<article id="message-{done.pk}"')
     assert "<strong>Done</strong>" in frame
+
+
+async def test_one_read_of_the_cache_before_the_request(user, fake_api, monkeypatch):
+    """The stop flag and the breaker's state are read together: with Redis each read is a
+    hop to a thread and a round trip before the request may leave."""
+    from chatsite import cacheio
+
+    calls: list[tuple] = []
+    call = cacheio.call
+
+    async def recorded(method, *args, **kwargs):
+        calls.append((method, args, len(fake_api.requests)))
+        return await call(method, *args, **kwargs)
+
+    monkeypatch.setattr(cacheio, "call", recorded)
+    _, reply = await chat_once_on_new(user)
+    assert reply.status == "complete"
+    before = [(method, args) for method, args, sent in calls if sent == 0]
+    assert before == [("get_many", ([f"chatsite:reply:{reply.pk}:stop", *breaker.STATE_KEYS],))], (
+        before
+    )

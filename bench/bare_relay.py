@@ -18,12 +18,12 @@ import html
 import itertools
 import json
 import os
-from collections import deque
 
 import anthropic
 import orjson
 from anthropic._streaming import SSEDecoder, async_iter_response_bytes
 
+from chatsite.pacing import FramePacer
 from chatsite.wsframes import skip_frame_log_formatting, write_frames_at_once
 
 skip_frame_log_formatting()  # as the app does: the same server's cost per frame
@@ -48,82 +48,15 @@ def client() -> anthropic.AsyncAnthropic:
     return _clients[loop]
 
 
-class Coalescer:
-    """DeltaRelay's pacing, sending straight to the socket: a frame the rate allows goes
-    from `push`, by a task started eagerly; text within the interval waits for one timer;
-    the last text as soon as no second would hold more than the rate's frames."""
+class Coalescer(FramePacer):
+    """DeltaRelay's pacing (`chatsite.pacing`), sending straight to the socket."""
 
     def __init__(self, send, reply_id: int) -> None:
+        super().__init__(FRAMES_PER_SECOND)
         self.send = send
         self.head = f'<div hx-swap-oob="beforeend:#message-{reply_id}-stream">'
-        self.interval = 1.0 / FRAMES_PER_SECOND
-        self.loop = asyncio.get_running_loop()
-        self.sent_at: deque[float] = deque(maxlen=max(int(FRAMES_PER_SECOND), 1))
-        self.pending: list[str] = []
-        self.next_at = 0.0
-        self.closed = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._sending: asyncio.Task | None = None
-        self._drained: asyncio.Future[None] = self.loop.create_future()
 
-    def push(self, text: str) -> None:
-        self.pending.append(text)
-        if self._timer is None and self._sending is None:
-            self._next_frame()
-
-    def close(self) -> None:
-        self.closed = True
-        if self._sending is None:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._next_frame()
-
-    async def drained(self) -> None:
-        await self._drained
-
-    def _next_frame(self) -> None:
-        if not self.pending:
-            if self.closed and not self._drained.done():
-                self._drained.set_result(None)
-            return
-        now = self.loop.time()
-        due = self.next_at
-        if self.closed:
-            full = len(self.sent_at) == self.sent_at.maxlen
-            due = self.sent_at[0] + 1.0 if full else now
-        if due > now:
-            self._timer = self.loop.call_at(due, self._due)
-            return
-        sending = asyncio.eager_task_factory(self.loop, self._send())
-        if not sending.done():
-            self._sending = sending
-            sending.add_done_callback(self._sent)
-        else:
-            self._settled()
-
-    def _due(self) -> None:
-        self._timer = None
-        if self._sending is None:
-            self._next_frame()
-
-    def _sent(self, _task) -> None:
-        self._sending = None
-        self._settled()
-
-    def _settled(self) -> None:
-        if self.pending and not self.closed:
-            if self._timer is None:
-                self._timer = self.loop.call_at(self.next_at, self._due)
-        elif self._timer is None:
-            self._next_frame()
-
-    async def _send(self) -> None:
-        text = "".join(self.pending)
-        self.pending.clear()
-        now = self.loop.time()
-        self.sent_at.append(now)
-        self.next_at = now + self.interval
+    async def _frame(self, text: str) -> None:
         await self.send({"type": "websocket.send", "text": f"{self.head}{html.escape(text)}</div>"})
 
 

@@ -8,7 +8,6 @@ import json
 import logging
 import random
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import anthropic
@@ -20,6 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from chatsite import cacheio
+from chatsite.pacing import FramePacer
 from conversations import streambuffer, tabs
 from conversations.claude import breaker
 from conversations.claude.client import get_client
@@ -86,121 +86,35 @@ class ReplyOutcome:
     retry_in: float | None = None
 
 
-class DeltaRelay:
-    """Coalesce deltas into at most STREAM_FRAMES_PER_SECOND frames; the first goes at once.
-
-    While the reply streams, frames are at least an interval apart. Its last text goes as
-    soon as no second would then hold more than the rate's frames: at once for a reply of
-    fewer frames than that, instead of an interval after the frame before it.
-
-    A delta whose frame may go now is sent from `push`, in the task reading the stream, by a
-    task started eagerly (`_send`): with this process's tabs only, sending never waits, so
-    the frame is out before `push` returns, with no wake-up of another task, no timer and
-    no turn of the event loop. (Each of those was a callback of the loop per delta, and the
-    first delta's frame waited a turn of the busy loop under load.) A delta that comes
-    within the interval waits for one timer, armed once for all the text it gathers. A
-    send that does wait (Redis) goes on as its own task: a stop of the reply does not cut
-    it in half.
-    """
+class DeltaRelay(FramePacer):
+    """A reply's deltas to its tabs, coalesced into at most STREAM_FRAMES_PER_SECOND frames
+    (`chatsite.pacing`: the first at once, from `push` itself), none before the tabs know
+    the reply. With this process's tabs only, sending never waits."""
 
     def __init__(self, generation: Generation, group: str) -> None:
+        super().__init__(settings.STREAM_FRAMES_PER_SECOND, held=not generation.announced.is_set())
         self.generation = generation
+        self.label = f"reply {generation.reply_id}"
         self.group = group
         self.layer = get_channel_layer()
         self.local_only = tabs.reaches_every_tab(self.layer)
         self.shared_text = streambuffer.shared()  # other processes catch up from Redis
-        self.interval = 1.0 / settings.STREAM_FRAMES_PER_SECOND
-        self.loop = asyncio.get_running_loop()
-        # When the latest frames went (loop time): as many as a second may hold.
-        self.sent_at: deque[float] = deque(maxlen=max(int(settings.STREAM_FRAMES_PER_SECOND), 1))
-        self.pending: list[str] = []
         self.sent = generation.length  # characters already broadcast (a continued reply)
-        self.next_at = 0.0  # loop time before which no frame may go
-        self.closed = False
-        self._timer: asyncio.TimerHandle | None = None  # the paced frame's
-        self._sending: asyncio.Task[None] | None = None  # a send that is waiting
-        self._drained: asyncio.Future[None] = self.loop.create_future()
         self._announcement: asyncio.Task[None] | None = None
-        if not generation.announced.is_set():  # no frame before the tabs know the reply
+        if self.held:  # no frame before the tabs know the reply
             self._announcement = self.loop.create_task(self._after_announcement())
 
     def push(self, text: str) -> None:
         if "\x00" in text:  # Postgres text cannot hold NUL; nobody needs to see it
             text = text.replace("\x00", "")
         self.generation.append(text)
-        self.pending.append(text)
-        if self._timer is None and self._sending is None and self.generation.announced.is_set():
-            self._next_frame()
-
-    def close(self) -> None:
-        """No more text: send what is pending as soon as the rate allows, then drain."""
-        if self.closed:
-            return
-        self.closed = True
-        if self._sending is None and self.generation.announced.is_set():
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._next_frame()
-
-    async def drained(self) -> None:
-        """Wait until the relay is closed and all of its text was sent."""
-        await self._drained
+        super().push(text)
 
     async def _after_announcement(self) -> None:
         await self.generation.announced.wait()
-        if self._timer is None and self._sending is None:
-            self._next_frame()
+        self.release()
 
-    def _next_frame(self) -> None:
-        """Send pending text now if the rate allows, else arm the timer for when it does."""
-        if not self.pending:
-            if self.closed and not self._drained.done():
-                self._drained.set_result(None)
-            return
-        now = self.loop.time()
-        due = self.next_at
-        if self.closed:
-            # The reply's last text: as soon as the rate allows (at once unless the last
-            # second already holds as many frames as it may).
-            full = len(self.sent_at) == self.sent_at.maxlen
-            due = self.sent_at[0] + 1.0 if full else now
-        if due > now:
-            self._timer = self.loop.call_at(due, self._due)
-            return
-        send = asyncio.eager_task_factory(self.loop, self._send())
-        if not send.done():
-            self._sending = send  # waiting for Redis: the next frame after it
-            send.add_done_callback(self._sent)
-        else:
-            self._settled(send)
-
-    def _due(self) -> None:
-        self._timer = None
-        if self._sending is None:
-            self._next_frame()
-
-    def _sent(self, send: asyncio.Task[None]) -> None:
-        self._sending = None
-        self._settled(send)
-
-    def _settled(self, send: asyncio.Task[None]) -> None:
-        error = None if send.cancelled() else send.exception()
-        if error is not None:  # the frames after it still go (the final frame has it all)
-            logger.warning("a frame of reply %s was not sent", self.generation.reply_id,
-                           exc_info=error)  # fmt: skip
-        if self.pending and not self.closed:
-            if self._timer is None:
-                self._timer = self.loop.call_at(self.next_at, self._due)
-        elif self._timer is None:
-            self._next_frame()
-
-    async def _send(self) -> None:
-        text = "".join(self.pending)
-        self.pending.clear()
-        now = self.loop.time()
-        self.sent_at.append(now)
-        self.next_at = now + self.interval
+    async def _frame(self, text: str) -> None:
         offset = self.sent
         self.sent += len(text)
         if self.shared_text:

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
+import re
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,7 +30,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import Model, QuerySet
 from django.db.models.sql import InsertQuery
 from django.db.models.sql.subqueries import UpdateQuery
-from psycopg import _queries, pq
+from psycopg import _queries, errors, pq
 
 Statement = tuple[str, Sequence[Any]]
 _ROWS = pq.ExecStatus.TUPLES_OK  # a statement's result with rows to fetch
@@ -93,6 +96,7 @@ def run_together(statements: Sequence[Statement]) -> list[list[tuple]]:
     Django's default): one send and one wait for the lot. psycopg's pipeline mode, used
     before, sent and polled once per statement, and an ORM thread gives up the GIL at each
     system call: under load each was a hand-over with the event loop (bench/README.md).
+    Each statement is run as a statement prepared on the connection (`_Prepared`).
     """
     if not statements:
         return []
@@ -104,23 +108,145 @@ def run_together(statements: Sequence[Statement]) -> list[list[tuple]]:
                 cursor.execute(sql, params)
                 results.append(cursor.fetchall() if cursor.description else [])
         return results
-    sql = SEPARATOR.join(statement.rstrip().rstrip(";") for statement, _ in statements)
-    params = [value for _, values in statements for value in values]
+    batch, ours = _PREPARED.batch(connection.connection, statements)
+    sql = SEPARATOR.join(statement.rstrip().rstrip(";") for statement, _ in batch)
+    params = [value for _, values in batch for value in values]
     results = []
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)  # Django's wrapper: its errors, its query log
+        try:
+            cursor.execute(sql, params)  # Django's wrapper: its errors, its query log
+        except Exception as exc:
+            _PREPARED.failed(connection.connection, ours, exc)
+            raise
+        _PREPARED.done(connection.connection, ours)
         # Every result has arrived with the execute (a failing statement raised there):
         # each is read on psycopg's own cursor, by its status. Django's wrapper made an
         # error wrapper per attribute read, and `description` a column object for every
         # column of every result: 13% of a turn start's instructions (bench/README.md).
         results_of = cursor.cursor
         with connection.wrap_database_errors:
+            for _ in range(len(batch) - len(statements)):  # PREPARE, DEALLOCATE: no rows
+                results_of.nextset()
             for _ in statements:
                 result = results_of.pgresult
                 rows = result is not None and result.status == _ROWS
                 results.append(results_of.fetchall() if rows else [])
                 results_of.nextset()
     return results
+
+
+class _Prepared:
+    """The statements of `run_together` batches, prepared on each connection (SQL `PREPARE`
+    the first time a connection runs one, `EXECUTE` with its values from then on).
+
+    A batch goes as one query of several statements, which only the simple query protocol
+    carries, and psycopg prepares statements only through the extended one (server-side
+    binding, one statement per query, or its pipeline: see run_together). Unprepared, the
+    server parsed and planned every statement of every turn again: a turn's start spent
+    about 0.6 ms of its 2.6 (median, Postgres on loopback) in it.
+
+    The PREPAREs of a batch go first in it (they run nothing, so a failure after them means
+    they are in place). If a batch fails otherwise, what is prepared on that connection is
+    not known: its next batch starts with `DEALLOCATE ALL`. Prepared statements outlive a
+    transaction's rollback and last as long as the connection (the pool keeps it open), and
+    are made only for the statements of these batches (compiled once, so the same few dozen
+    texts: at most MAX of them). DATABASE_PREPARED_STATEMENTS=false turns this off (a
+    pooler in transaction mode, PgBouncer's, hands each transaction another server
+    connection, which would not have the statement).
+    """
+
+    MAX = 256
+    PREPARABLE = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES")
+    PLACEHOLDER = re.compile(r"%[%s]")
+    # Errors of running a statement, never of a PREPARE: its PREPAREs ran before it.
+    AFTER_PREPARE = ("22", "23", "40")  # data exception, integrity, rollback (deadlock)
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}  # SQL -> name
+        self.sql: dict[str, str] = {}  # name -> SQL (QueryLog shows the statement)
+        self.on: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+        self.unsure: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._count = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def name(self, sql: str) -> str | None:
+        if not settings.DATABASE_PREPARED_STATEMENTS:
+            return None
+        found = self.names.get(sql)
+        if found is not None:
+            return found
+        if not sql.lstrip().upper().startswith(self.PREPARABLE):
+            return None
+        with self._lock:
+            found = self.names.get(sql)
+            if found is None and len(self.names) < self.MAX:
+                found = self.names[sql] = f"chatsite_{next(self._count)}"
+                self.sql[found] = sql
+        return found
+
+    def batch(self, raw, statements: Sequence[Statement]) -> tuple[list[Statement], list[str]]:
+        """The statements to send (PREPAREs first, then each one, as EXECUTE where
+        prepared) and the names this batch prepares."""
+        prepared = self.on.get(raw)
+        first: list[Statement] = []
+        if prepared is None or raw in self.unsure:
+            if raw in self.unsure:
+                first.append(("DEALLOCATE ALL", []))
+                self.unsure.discard(raw)
+            prepared = self.on[raw] = set()
+        ours: list[str] = []
+        executed: list[Statement] = []
+        for sql, params in statements:
+            name = self.name(sql)
+            if name is None:
+                executed.append((sql, params))
+                continue
+            if name not in prepared and name not in ours:
+                ours.append(name)
+                first.append((f"PREPARE {name} AS {self.numbered(sql)}", []))
+            executed.append((self.execute(name, len(params)), params))
+        return [*first, *executed], ours
+
+    @staticmethod
+    @functools.lru_cache(maxsize=1024)
+    def execute(name: str, count: int) -> str:
+        return f"EXECUTE {name}({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}"
+
+    def numbered(self, sql: str) -> str:
+        """The statement with $1, $2, ... for its %s placeholders (a %% stays: the batch is
+        formatted by psycopg, which makes it a %)."""
+        number = itertools.count(1)
+        return self.PLACEHOLDER.sub(
+            lambda found: f"${next(number)}" if found[0] == "%s" else found[0],
+            sql.rstrip().rstrip(";"),
+        )
+
+    def done(self, raw, ours: list[str]) -> None:
+        self.on[raw].update(ours)
+
+    def failed(self, raw, ours: list[str], exc: Exception) -> None:
+        cause = exc.__cause__ if isinstance(exc.__cause__, errors.Error) else exc
+        if (getattr(cause, "sqlstate", None) or "")[:2] in self.AFTER_PREPARE:
+            self.done(raw, ours)
+        else:
+            self.unsure.add(raw)
+
+    def statement(self, sql: str) -> str | None:
+        """The SQL a statement of a sent batch stands for; None for a PREPARE/DEALLOCATE."""
+        if sql.startswith(("PREPARE chatsite_", "DEALLOCATE ALL")):
+            return None
+        if sql.startswith("EXECUTE chatsite_"):
+            return self.sql[sql[len("EXECUTE ") :].split("(", 1)[0]]
+        return sql
+
+
+_PREPARED = _Prepared()
+
+
+def statements_sent(sql: str) -> list[str]:
+    """The statements a query sent by `run_together` (or any other) stands for, in order:
+    each EXECUTE as the SQL prepared under its name, no PREPARE or DEALLOCATE."""
+    return [s for s in map(_PREPARED.statement, sql.split(SEPARATOR)) if s is not None]
 
 
 COMMIT = "COMMIT"
@@ -309,7 +435,7 @@ class QueryLog:
 
         def logged(cursor, sql, params, many, executor):
             with log._lock:  # a batch: each of its statements (a COMMIT is no query)
-                log.sql.extend(s for s in sql.split(SEPARATOR) if s != COMMIT)
+                log.sql.extend(s for s in statements_sent(sql) if s != COMMIT)
             return original(cursor, sql, params, many, executor)
 
         CursorWrapper._execute_with_wrappers = logged

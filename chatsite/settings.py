@@ -99,6 +99,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.boo
         "min_size": 1,
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
     }
+# The chat's batches of statements (chatsite.db.run_together) run as statements prepared on
+# each connection: off behind a pooler in transaction mode (PgBouncer's), where the next
+# transaction may get another server connection.
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 # Threads that run the chat's ORM calls (chatsite.db.orm): a pool on Postgres, so that one
 # turn's round trips do not queue behind another's; 1 on SQLite: Channels' one database
 # thread, as every other database call (one writer at a time).

@@ -1,9 +1,19 @@
 """chatsite.db: statements sent together keep the meaning they have one by one."""
 
+import uuid
+
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from chatsite.db import insert_statement, new_ids, run_together, saved, update_statement
+from chatsite.db import (
+    SEPARATOR,
+    QueryLog,
+    insert_statement,
+    new_ids,
+    run_together,
+    saved,
+    update_statement,
+)
 from conversations.models import Conversation, Message
 from tests.factories import ConversationFactory
 
@@ -173,10 +183,110 @@ def test_a_large_batch_is_parsed_once_and_remembered():
         for i in range(5)
     ]
     assert sum(len(params) for _, params in statements) > 50
-    run_together(statements)
+    run_together(statements)  # the first time on this connection, with its PREPARE
+    run_together(statements[:0] + [insert_statement(Message(conversation=conversation,
+                 role="user", content="Once more")) for _ in range(5)])  # fmt: skip
     before = _queries._query2pg_client.cache_info()
     run_together([insert_statement(Message(conversation=conversation, role="user", content="Again"))
                   for _ in range(5)])  # fmt: skip
     after = _queries._query2pg_client.cache_info()
     assert after.hits == before.hits + 1
     assert after.misses == before.misses
+
+
+class Sent(list):
+    """The SQL of each query this thread's connection sends (`connection.execute_wrapper`)."""
+
+    def __call__(self, execute, sql, params, many, context):
+        self.append(sql)
+        return execute(sql, params, many, context)
+
+
+def _prepared_on_this_connection() -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, statement FROM pg_prepared_statements")
+        return dict(cursor.fetchall())
+
+
+def _unique(sql: str) -> str:
+    """A statement text no earlier test prepared on this connection."""
+    return f"{sql} /* {uuid.uuid4().hex} */"
+
+
+@pytest.fixture
+def postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements: Postgres only (SQLite runs a batch one by one)")
+
+
+def test_a_batchs_statement_is_prepared_once_per_connection_then_executed(postgres_only):
+    conversation = ConversationFactory(title="Prepared")
+    sql = _unique(
+        "SELECT title FROM conversations_conversation WHERE id = %s AND title LIKE '%%p%%'"
+    )
+    sent = Sent()
+    with connection.execute_wrapper(sent), QueryLog() as log:
+        first = run_together([(sql, [conversation.pk])])
+        second = run_together([(sql, [conversation.pk])])
+    assert first == second == [[("Prepared",)]]
+    [prepare, execute] = sent[0].split(SEPARATOR)
+    assert prepare.startswith("PREPARE chatsite_") and "id = $1 AND title LIKE '%%p%%'" in prepare
+    assert execute.startswith("EXECUTE chatsite_") and execute.endswith("(%s)")
+    assert sent[1] == execute  # no PREPARE the second time
+    name = execute.split()[1].split("(")[0]
+    assert "id = $1" in _prepared_on_this_connection()[name]
+    assert log.sql == [sql, sql]  # the query log shows what ran, not how it was sent
+
+
+def test_prepared_statements_outlive_a_rollback(postgres_only):
+    conversation = ConversationFactory(title="Kept")
+    sql = _unique("SELECT title FROM conversations_conversation WHERE id = %s")
+    with transaction.atomic():
+        run_together([(sql, [conversation.pk])])
+        transaction.set_rollback(True)
+    sent = Sent()
+    with connection.execute_wrapper(sent):
+        assert run_together([(sql, [conversation.pk])]) == [[("Kept",)]]
+    assert sent[0].startswith("EXECUTE chatsite_")
+
+
+def test_a_batch_that_fails_before_it_runs_leaves_the_next_one_to_prepare_again(postgres_only):
+    """Which of its PREPAREs ran is not known: the connection's next batch starts over."""
+    conversation = ConversationFactory(title="Again")
+    good = (_unique("SELECT title FROM conversations_conversation WHERE id = %s"),
+            [conversation.pk])  # fmt: skip
+    broken = (_unique("SELECT no_such_column FROM conversations_conversation WHERE id = %s"), [1])
+    with pytest.raises(DatabaseError), transaction.atomic():
+        run_together([good, broken])
+    sent = Sent()
+    with connection.execute_wrapper(sent):
+        assert run_together([good]) == [[("Again",)]]
+    statements = sent[0].split(SEPARATOR)
+    assert statements[0] == "DEALLOCATE ALL"
+    assert statements[1].startswith("PREPARE chatsite_")
+    assert len(statements) == 3
+
+
+def test_a_statement_failing_as_it_runs_keeps_the_batchs_statements_prepared(postgres_only):
+    """A budget check aborts its transaction by a division by zero: its PREPAREs had run."""
+    conversation = ConversationFactory(title="Checked")
+    read = (_unique("SELECT title FROM conversations_conversation WHERE id = %s"),
+            [conversation.pk])  # fmt: skip
+    check = (_unique("SELECT 1 / %s"), [0])
+    with pytest.raises(DatabaseError), transaction.atomic():
+        run_together([read, check])
+    sent = Sent()
+    with connection.execute_wrapper(sent):
+        assert run_together([read]) == [[("Checked",)]]
+    assert sent[0].startswith("EXECUTE chatsite_")
+
+
+def test_without_prepared_statements_a_batch_goes_as_its_sql(postgres_only, settings):
+    conversation = ConversationFactory(title="Plain")
+    sql = _unique("SELECT title FROM conversations_conversation WHERE id = %s")
+    run_together([(sql, [conversation.pk])])  # prepared on this connection
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    sent = Sent()
+    with connection.execute_wrapper(sent):
+        assert run_together([(sql, [conversation.pk])]) == [[("Plain",)]]
+    assert sent == [sql]

@@ -21,7 +21,7 @@ from django.utils import timezone
 from billing import budgets
 from billing.budgets import _GLOBAL_HOLD, reserve, settle
 from billing.models import GlobalMonth, LedgerEntry, Reservation, UserMonth
-from chatsite.db import COMMIT, SEPARATOR, ending_in_batch
+from chatsite.db import COMMIT, SEPARATOR, ending_in_batch, statements_sent
 from conversations import turns
 from conversations.claude.streaming import ReplyOutcome
 from conversations.models import Message
@@ -42,10 +42,11 @@ def user_month(user) -> tuple[str, list]:
 
 
 class Batches(list):
-    """The SQL of each round trip of this thread's connection (`connection.execute_wrapper`)."""
+    """The SQL of each round trip of this thread's connection (`connection.execute_wrapper`),
+    each statement as the SQL it stands for (not the prepared statement it runs as)."""
 
     def __call__(self, execute, sql, params, many, context):
-        self.append(sql)
+        self.append(SEPARATOR.join(statements_sent(sql)))
         return execute(sql, params, many, context)
 
 

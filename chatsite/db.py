@@ -108,7 +108,7 @@ def run_together(statements: Sequence[Statement]) -> list[list[tuple]]:
                 cursor.execute(sql, params)
                 results.append(cursor.fetchall() if cursor.description else [])
         return results
-    batch, ours = _PREPARED.batch(connection.connection, statements)
+    batch, ours, reset = _PREPARED.batch(connection.connection, statements)
     sql = SEPARATOR.join(statement.rstrip().rstrip(";") for statement, _ in batch)
     params = [value for _, values in batch for value in values]
     results = []
@@ -116,7 +116,7 @@ def run_together(statements: Sequence[Statement]) -> list[list[tuple]]:
         try:
             cursor.execute(sql, params)  # Django's wrapper: its errors, its query log
         except Exception as exc:
-            _PREPARED.failed(connection.connection, ours, exc)
+            _PREPARED.failed(connection.connection, ours, reset, exc)
             raise
         _PREPARED.done(connection.connection, ours)
         # Every result has arrived with the execute (a failing statement raised there):
@@ -184,13 +184,16 @@ class _Prepared:
                 self.sql[found] = sql
         return found
 
-    def batch(self, raw, statements: Sequence[Statement]) -> tuple[list[Statement], list[str]]:
+    def batch(
+        self, raw, statements: Sequence[Statement]
+    ) -> tuple[list[Statement], list[str], bool]:
         """The statements to send (PREPAREs first, then each one, as EXECUTE where
-        prepared) and the names this batch prepares."""
+        prepared), the names this batch prepares and whether it deallocates them all first."""
         prepared = self.on.get(raw)
         first: list[Statement] = []
-        if prepared is None or raw in self.unsure:
-            if raw in self.unsure:
+        reset = raw in self.unsure
+        if prepared is None or reset:
+            if reset:
                 first.append(("DEALLOCATE ALL", []))
                 self.unsure.discard(raw)
             prepared = self.on[raw] = set()
@@ -205,7 +208,7 @@ class _Prepared:
                 ours.append(name)
                 first.append((f"PREPARE {name} AS {self.numbered(sql)}", []))
             executed.append((self.execute(name, len(params)), params))
-        return [*first, *executed], ours
+        return [*first, *executed], ours, reset
 
     @staticmethod
     @functools.lru_cache(maxsize=1024)
@@ -224,11 +227,13 @@ class _Prepared:
     def done(self, raw, ours: list[str]) -> None:
         self.on[raw].update(ours)
 
-    def failed(self, raw, ours: list[str], exc: Exception) -> None:
+    def failed(self, raw, ours: list[str], reset: bool, exc: Exception) -> None:
+        """After a failed batch: what it prepared is in place, or the connection is unsure
+        (a batch that neither prepared nor deallocated changed nothing)."""
         cause = exc.__cause__ if isinstance(exc.__cause__, errors.Error) else exc
         if (getattr(cause, "sqlstate", None) or "")[:2] in self.AFTER_PREPARE:
             self.done(raw, ours)
-        else:
+        elif ours or reset:
             self.unsure.add(raw)
 
     def statement(self, sql: str) -> str | None:

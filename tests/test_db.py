@@ -290,3 +290,16 @@ def test_without_prepared_statements_a_batch_goes_as_its_sql(postgres_only, sett
     with connection.execute_wrapper(sent):
         assert run_together([(sql, [conversation.pk])]) == [[("Plain",)]]
     assert sent == [sql]
+
+
+def test_a_failed_batch_that_prepared_nothing_leaves_the_connection_as_it_was(postgres_only):
+    conversation = ConversationFactory(title="Same")
+    read = (_unique("SELECT title FROM conversations_conversation WHERE id = %s"),
+            [conversation.pk])  # fmt: skip
+    run_together([read])  # prepared
+    with pytest.raises(DatabaseError), transaction.atomic():
+        run_together([read, ("LOCK TABLE no_such_table", [])])  # not a statement to prepare
+    sent = Sent()
+    with connection.execute_wrapper(sent):
+        assert run_together([read]) == [[("Same",)]]
+    assert sent[0].startswith("EXECUTE chatsite_")

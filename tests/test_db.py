@@ -213,6 +213,18 @@ def _unique(sql: str) -> str:
     return f"{sql} /* {uuid.uuid4().hex} */"
 
 
+def _title_read(conversation) -> tuple[str, list]:
+    """A statement no earlier test prepared: the conversation's title."""
+    return _unique("SELECT title FROM conversations_conversation WHERE id = %s"), [conversation.pk]
+
+
+def _run_watched(*statements) -> tuple[list[list[tuple]], Sent]:
+    """`run_together(statements)`: its rows, and the queries it sent."""
+    sent = Sent()
+    with connection.execute_wrapper(sent):
+        return run_together(list(statements)), sent
+
+
 @pytest.fixture
 def postgres_only():
     if connection.vendor != "postgresql":
@@ -240,27 +252,24 @@ def test_a_batchs_statement_is_prepared_once_per_connection_then_executed(postgr
 
 def test_prepared_statements_outlive_a_rollback(postgres_only):
     conversation = ConversationFactory(title="Kept")
-    sql = _unique("SELECT title FROM conversations_conversation WHERE id = %s")
+    read = _title_read(conversation)
     with transaction.atomic():
-        run_together([(sql, [conversation.pk])])
+        run_together([read])
         transaction.set_rollback(True)
-    sent = Sent()
-    with connection.execute_wrapper(sent):
-        assert run_together([(sql, [conversation.pk])]) == [[("Kept",)]]
+    rows, sent = _run_watched(read)
+    assert rows == [[("Kept",)]]
     assert sent[0].startswith("EXECUTE chatsite_")
 
 
 def test_a_batch_that_fails_before_it_runs_leaves_the_next_one_to_prepare_again(postgres_only):
     """Which of its PREPAREs ran is not known: the connection's next batch starts over."""
     conversation = ConversationFactory(title="Again")
-    good = (_unique("SELECT title FROM conversations_conversation WHERE id = %s"),
-            [conversation.pk])  # fmt: skip
+    good = _title_read(conversation)
     broken = (_unique("SELECT no_such_column FROM conversations_conversation WHERE id = %s"), [1])
     with pytest.raises(DatabaseError), transaction.atomic():
         run_together([good, broken])
-    sent = Sent()
-    with connection.execute_wrapper(sent):
-        assert run_together([good]) == [[("Again",)]]
+    rows, sent = _run_watched(good)
+    assert rows == [[("Again",)]]
     statements = sent[0].split(SEPARATOR)
     assert statements[0] == "DEALLOCATE ALL"
     assert statements[1].startswith("PREPARE chatsite_")
@@ -270,36 +279,31 @@ def test_a_batch_that_fails_before_it_runs_leaves_the_next_one_to_prepare_again(
 def test_a_statement_failing_as_it_runs_keeps_the_batchs_statements_prepared(postgres_only):
     """A budget check aborts its transaction by a division by zero: its PREPAREs had run."""
     conversation = ConversationFactory(title="Checked")
-    read = (_unique("SELECT title FROM conversations_conversation WHERE id = %s"),
-            [conversation.pk])  # fmt: skip
+    read = _title_read(conversation)
     check = (_unique("SELECT 1 / %s"), [0])
     with pytest.raises(DatabaseError), transaction.atomic():
         run_together([read, check])
-    sent = Sent()
-    with connection.execute_wrapper(sent):
-        assert run_together([read]) == [[("Checked",)]]
+    rows, sent = _run_watched(read)
+    assert rows == [[("Checked",)]]
     assert sent[0].startswith("EXECUTE chatsite_")
 
 
 def test_without_prepared_statements_a_batch_goes_as_its_sql(postgres_only, settings):
     conversation = ConversationFactory(title="Plain")
-    sql = _unique("SELECT title FROM conversations_conversation WHERE id = %s")
-    run_together([(sql, [conversation.pk])])  # prepared on this connection
+    read = _title_read(conversation)
+    run_together([read])  # prepared on this connection
     settings.DATABASE_PREPARED_STATEMENTS = False
-    sent = Sent()
-    with connection.execute_wrapper(sent):
-        assert run_together([(sql, [conversation.pk])]) == [[("Plain",)]]
-    assert sent == [sql]
+    rows, sent = _run_watched(read)
+    assert rows == [[("Plain",)]]
+    assert sent == [read[0]]
 
 
 def test_a_failed_batch_that_prepared_nothing_leaves_the_connection_as_it_was(postgres_only):
     conversation = ConversationFactory(title="Same")
-    read = (_unique("SELECT title FROM conversations_conversation WHERE id = %s"),
-            [conversation.pk])  # fmt: skip
+    read = _title_read(conversation)
     run_together([read])  # prepared
     with pytest.raises(DatabaseError), transaction.atomic():
         run_together([read, ("LOCK TABLE no_such_table", [])])  # not a statement to prepare
-    sent = Sent()
-    with connection.execute_wrapper(sent):
-        assert run_together([read]) == [[("Same",)]]
+    rows, sent = _run_watched(read)
+    assert rows == [[("Same",)]]
     assert sent[0].startswith("EXECUTE chatsite_")
